@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The shared stage script of every inmsrl recipe (egs/<corpus>/run.sh calls it with the corpus's own
+# options). Stages follow DESIGN.md §5; run a range with --stage/--stop-stage, resume by re-running
+# from the stage that failed. Corpus-specific work lives in the recipe's local/ scripts.
+set -euo pipefail
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+min() { if [ "$1" -lt "$2" ]; then echo "$1"; else echo "$2"; fi; }
+SECONDS=0
+
+# General options.
+stage=0              # first stage to run
+stop_stage=8         # last stage to run
+nj=4                 # parallel jobs for CPU work (data preparation, dumping, embedding)
+ngpu=0               # GPUs per training job (0: CPU)
+seed=0               # random seed of every stage
+exp_dir=exp          # experiments: models, logs, scores
+data_dir=data        # Kaldi-style data directories (DESIGN.md §3)
+dump_dir=dump        # memory-mapped audio and segment tables
+conf_dir=conf        # YAML configurations of the training stages
+
+# Stage options (each is passed on to the stage's own tool).
+corpus_opts=         # stage 0: options of local/corpus.sh
+data_opts=           # stage 1: options of local/data.sh
+train_set=train
+valid_set=validation
+test_set=test
+
+help_message=$(cat <<HELP
+Usage: $0 [options]
+Runs the inmsrl recipe stages [--stage, --stop-stage] in the current recipe directory.
+
+Stages:
+  0  corpus        get or generate the corpus (local/corpus.sh)
+  1  data prep     data directories data/{train,validation,test} (local/data.sh), validated
+  2  dump          memory-mapped audio, segment tables, ABX preparation
+  3  MSS           per-instrument separation U-Nets
+  4  triplet       Clean and Cascade feature extractors
+  5  E2E-FT        Cascade-FT
+  6  Direct        Direct, Direct w/ DA, Direct-Reconst
+  7  PAFT          perception-aware fine-tuning
+  8  scoring       MES, SDR, ABX agreement, figures, RESULTS.md
+
+Options (default in brackets):
+  --stage N          first stage [$stage]
+  --stop-stage N     last stage [$stop_stage]
+  --nj N             parallel CPU jobs [$nj]
+  --ngpu N           GPUs per training job [$ngpu]
+  --seed N           random seed [$seed]
+  --exp-dir DIR      [$exp_dir]   --data-dir DIR [$data_dir]   --dump-dir DIR [$dump_dir]
+  --conf-dir DIR     YAML configs [$conf_dir]
+  --corpus-opts STR  options of local/corpus.sh [$corpus_opts]
+  --data-opts STR    options of local/data.sh [$data_opts]
+  --train-set / --valid-set / --test-set NAME   [$train_set / $valid_set / $test_set]
+  --config FILE      shell file of option assignments, read where it appears
+  --help             this message
+The job backend (run.pl, queue.pl, slurm.pl) is chosen in cmd.sh by cmd_backend.
+HELP
+)
+
+original_args=("$@")
+. utils/parse_options.sh
+if [ $# -ne 0 ]; then
+  echo "$0: unexpected argument(s): $*  (options start with --; see --help)" >&2
+  exit 1
+fi
+
+. ./path.sh
+. ./cmd.sh
+
+# Keep the exact command line of this run, quoted for the shell, so it can be re-run as it was.
+mkdir -p "${exp_dir}"
+{
+  printf '# %s\n' "$(date '+%Y-%m-%dT%H:%M:%S')"
+  printf 'cd %q && %q' "$PWD" "$0"; printf ' %q' "${original_args[@]}"; echo
+} >> "${exp_dir}/command_history.sh"
+
+stages_run=()
+stages_skipped=()
+run_stage() {  # run_stage N NAME FUNCTION: runs FUNCTION when N is inside [stage, stop_stage]
+  local number=$1 name=$2 fn=$3 start=$SECONDS
+  [ "${stage}" -le "${number}" ] && [ "${stop_stage}" -ge "${number}" ] || return 0
+  if [ "${fn}" = - ]; then  # a stage whose implementation has not landed in this version yet
+    log "Stage ${number}: ${name}: not available in this version of inmsrl yet, skipped"
+    stages_skipped+=("${number}")
+    return 0
+  fi
+  log "Stage ${number}: ${name}"
+  "${fn}"
+  log "Stage ${number}: ${name} done in $((SECONDS - start)) s"
+  stages_run+=("${number}")
+}
+
+stage_corpus() {
+  [ -x local/corpus.sh ] || { log "ERROR: local/corpus.sh is missing or not executable"; exit 1; }
+  # shellcheck disable=SC2086
+  local/corpus.sh ${corpus_opts}
+}
+
+stage_data() {
+  [ -x local/data.sh ] || { log "ERROR: local/data.sh is missing or not executable"; exit 1; }
+  # shellcheck disable=SC2086
+  local/data.sh --data-dir "${data_dir}" ${data_opts}
+  local dset
+  for dset in "${train_set}" "${valid_set}" "${test_set}"; do
+    inmsrl validate-data-dir "${data_dir}/${dset}"
+  done
+}
+
+run_stage 0 "corpus" stage_corpus
+run_stage 1 "data preparation" stage_data
+run_stage 2 "dump, segments and ABX preparation" -
+run_stage 3 "MSS training" -
+run_stage 4 "triplet training of Clean and Cascade extractors" -
+run_stage 5 "E2E-FT (Cascade-FT)" -
+run_stage 6 "Direct family" -
+run_stage 7 "PAFT" -
+run_stage 8 "scoring" -
+
+log "Finished in ${SECONDS} s. Stages run: ${stages_run[*]:-none}${stages_skipped[*]:+; not yet available: ${stages_skipped[*]}}."
+log "This command line is kept in ${exp_dir}/command_history.sh"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Stage 0 of the mini recipe: generates the synthetic Slakh-format corpus into $MINI_SLAKH (db.sh)
+# with `inmsrl synth`. Finished tracks are kept, so a re-run resumes; changing the options of an
+# existing corpus is refused by the generator (delete the folder to regenerate).
+set -euo pipefail
+num_tracks=24      # tracks over train/validation/test
+duration=30        # seconds per track
+seed=0
+soundfont=         # a General MIDI .sf2; empty: the one shipped with pretty_midi
+jobs=2             # parallel rendering processes
+. utils/parse_options.sh
+. ./db.sh
+
+opts=(--out "${MINI_SLAKH}" --num-tracks "${num_tracks}" --duration "${duration}" --seed "${seed}"
+      --jobs "${jobs}")
+[ -n "${soundfont}" ] && opts+=(--soundfont "${soundfont}")
+inmsrl synth "${opts[@]}"

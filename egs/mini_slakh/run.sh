@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The mini recipe: the whole inmsrl pipeline on a small synthetic Slakh-format corpus that stage 0
+# generates (no download), sized for a laptop CPU. Like ESPnet's mini_an4, CI runs it too.
+#   ./run.sh                          every stage
+#   ./run.sh --stage 3 --stop-stage 4 a range; see ./inmsrl.sh --help
+set -euo pipefail
+
+./inmsrl.sh \
+  --nj 2 \
+  --conf-dir conf \
+  --corpus-opts "--num-tracks 24 --duration 30 --seed 0" \
+  "$@"

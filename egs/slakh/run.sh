@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Slakh2100 recipe: reproduces the paper (APSIPA Trans. SIP 2025, e303) at full size. Set SLAKH (and
+# INST_SIM_ABX for PAFT and perceptual scoring) in db.sh, and the job backend in cmd.sh.
+#   ./run.sh                          every stage
+#   ./run.sh --stage 3 --stop-stage 6 a range; see ./inmsrl.sh --help
+set -euo pipefail
+
+./inmsrl.sh \
+  --nj 16 \
+  --ngpu 1 \
+  --conf-dir conf/paper \
+  "$@"

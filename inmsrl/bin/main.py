@@ -1,0 +1,46 @@
+"""The ``inmsrl`` command: one sub-command per tool, each in its own ``inmsrl.bin`` module.
+
+Each module defines ``add_arguments(parser)`` and ``run(args) -> int`` and keeps heavy imports (torch)
+inside ``run`` so that ``inmsrl --help`` and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from inmsrl.version import __version__
+
+# name -> (module under inmsrl.bin, one-line help). New tools register here.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("info", "print versions, git revision and compute devices"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command's own parser attached."""
+    parser = argparse.ArgumentParser(
+        prog="inmsrl", description="Instrument-focused music similarity toolkit.")
+    parser.add_argument("--version", action="version", version=f"inmsrl {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(f"inmsrl.bin.{module_name}")
+        sub = commands.add_parser(name, help=help_text, description=module.__doc__)
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen sub-command; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args._module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""Shared pytest fixtures: where the repository and the shared reference data are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The checkout under test."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout (read-only reference data); skips where it is absent."""
+    path = REPO.parent / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip(f"reference data not found at {path}")
+    return path

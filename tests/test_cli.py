@@ -1,0 +1,44 @@
+"""The ``inmsrl`` console script: version, help, and the environment report."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+from inmsrl import __version__
+from inmsrl.bin.main import SUBCOMMANDS
+
+
+def inmsrl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inmsrl.bin.main", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_version_and_help():
+    assert inmsrl("--version").stdout.strip() == f"inmsrl {__version__}"
+    help_text = inmsrl("--help").stdout
+    for name in SUBCOMMANDS:
+        assert name in help_text
+
+
+def test_no_command_prints_help_and_fails():
+    result = inmsrl()
+    assert result.returncode == 2 and "usage: inmsrl" in result.stdout
+
+
+def test_every_subcommand_has_a_description_and_a_run_function():
+    for name, (module_name, _) in SUBCOMMANDS.items():
+        module = importlib.import_module(f"inmsrl.bin.{module_name}")
+        assert callable(module.run) and callable(module.add_arguments), name
+        assert (module.__doc__ or "").strip(), f"inmsrl {name} has no description"
+
+
+def test_info_reports_versions_and_devices_as_json():
+    result = inmsrl("info", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["inmsrl"] == __version__
+    assert info["packages"]["torch"] != "missing"
+    assert info["devices"][-1].startswith("cpu")
