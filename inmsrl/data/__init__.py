@@ -1,0 +1,1 @@
+"""Corpora, data directories, dumps, segment tables and the ABX listening-test data."""
