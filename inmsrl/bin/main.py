@@ -15,6 +15,7 @@ from inmsrl.version import __version__
 # name -> (module under inmsrl.bin, one-line help). New tools register here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "print versions, git revision and compute devices"),
+    "dump": ("dump", "decode a data directory into a memory-mapped dump with segment tables"),
     "synth": ("synth", "generate a synthetic Slakh-format corpus (procedural songs, GM SoundFont)"),
     "prepare-slakh": ("prepare_slakh", "Slakh2100 (or synthetic) corpus -> submixes and data directories"),
     "validate-data-dir": ("validate_data_dir", "check data directories against the contract"),

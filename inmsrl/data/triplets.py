@@ -1,0 +1,241 @@
+"""Training examples drawn from a dump: S4 triplets, pseudo-musical-piece triplets, source subsets.
+
+Every example is described by its *origin*: for each role (anchor, positive, negative) and each
+source, the (track, start sample) its audio is cut from. The audio is the dump's slice at that origin,
+so an example can always be traced back to its pieces and segments (and the tests do).
+
+* **S4** (paper §2.1): anchor and positive are two different segments of one piece, the negative a
+  segment of another piece; all sources of a role come from the same segment.
+* **Pseudo-musical pieces** (§2.2, Fig. 1; DESIGN.md §5), for target source b and four different
+  pieces A2, A, N, N2: anchor = b of A2 + the others of A; positive = b of another segment of A2 + the
+  others of N; negative = b of N2 + the others of another segment of A. The *additional* triplet has
+  the same anchor, swaps positive and negative, and targets another source c (shared with A by the
+  new positive, not by the new negative).
+* **Source subsets**: one segment of one piece with a random non-empty subset of its sources, for
+  the Direct pre-training on the 31 subsets of five sources.
+
+The target source is active (DESIGN.md §3 silence rule) in every segment that carries it. Examples
+are derived from ``(seed, index)`` alone — or ``(seed, epoch, index)`` for fresh examples every epoch
+("DA", §3.2.3) — so they do not depend on the number of loader workers or the order of loading.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from inmsrl.data.dump import INT16_SCALE, Dump
+from inmsrl.data.segments import SegmentTable
+
+ANCHOR, POSITIVE, NEGATIVE = 0, 1, 2
+KINDS = ("s4", "pseudo")
+_MAX_DRAWS = 1000
+
+
+class SamplingError(ValueError):
+    """The data cannot supply the examples asked for (too few pieces or active segments)."""
+
+
+def nonempty_subsets(num_sources: int) -> list[tuple[int, ...]]:
+    """All non-empty subsets of ``range(num_sources)`` (31 for five sources), smallest first."""
+    return [combo for size in range(1, num_sources + 1)
+            for combo in itertools.combinations(range(num_sources), size)]
+
+
+@dataclass(frozen=True)
+class TripletRecipe:
+    """Where each (role, source) of a triplet comes from: ``origin[role, source] = (track, start)``."""
+
+    target: int
+    origin: np.ndarray
+
+
+class ActiveSegments:
+    """Per source, the segments in which it is active, grouped by track, for drawing examples."""
+
+    def __init__(self, table: SegmentTable):
+        self.table = table
+        num_sources = table.active.shape[1]
+        self.by_track: list[dict[int, np.ndarray]] = []
+        for s in range(num_sources):
+            idx = np.flatnonzero(table.active[:, s])
+            groups = {int(t): idx[table.track[idx] == t] for t in np.unique(table.track[idx])}
+            self.by_track.append(groups)
+
+    def pieces(self, source: int, min_segments: int) -> np.ndarray:
+        """Tracks with at least ``min_segments`` segments where ``source`` is active."""
+        return np.array(sorted(t for t, segs in self.by_track[source].items() if len(segs) >= min_segments),
+                        dtype=np.int64)
+
+    def draw(self, rng: np.random.Generator, source: int, track: int, count: int) -> list[int]:
+        """``count`` different segments of ``track`` where ``source`` is active (as segment indices)."""
+        return [int(i) for i in rng.choice(self.by_track[source][track], size=count, replace=False)]
+
+
+def _distinct(rng: np.random.Generator, pools: Sequence[np.ndarray], what: str) -> list[int]:
+    """One track from each pool, all different (rejection sampling)."""
+    for _ in range(_MAX_DRAWS):
+        picks = [int(rng.choice(pool)) for pool in pools]
+        if len(set(picks)) == len(picks):
+            return picks
+    raise SamplingError(f"cannot find {len(pools)} different pieces for {what}")
+
+
+class TripletSampler:
+    """Draws S4 and pseudo-musical-piece triplet recipes from a segment table."""
+
+    def __init__(self, table: SegmentTable, targets: Sequence[int]):
+        self.table = table
+        self.num_sources = table.active.shape[1]
+        self.targets = list(targets)
+        if not self.targets:
+            raise SamplingError("no target sources given")
+        self.active = ActiveSegments(table)
+        self._two = {b: self.active.pieces(b, 2) for b in self.targets}
+        self._one = {b: self.active.pieces(b, 1) for b in self.targets}
+        for b in self.targets:
+            if len(self._two[b]) < 1 or len(self._one[b]) < 2:
+                raise SamplingError(f"source {b}: too few pieces where it is active to draw triplets "
+                                    f"({len(self._two[b])} with two active segments, "
+                                    f"{len(self._one[b])} with one)")
+
+    def _origin(self, segments: Sequence[Sequence[int]]) -> np.ndarray:
+        """(3, S, 2) origins from per-role, per-source segment indices."""
+        seg = np.asarray(segments, dtype=np.int64)
+        return np.stack([self.table.track[seg], self.table.start[seg]], axis=-1).astype(np.int64)
+
+    def s4(self, rng: np.random.Generator) -> TripletRecipe:
+        """Anchor and positive from one piece, negative from another; target b active in all three."""
+        b = int(rng.choice(self.targets))
+        anchor_piece, negative_piece = _distinct(rng, [self._two[b], self._one[b]], "an S4 triplet")
+        seg_a, seg_p = self.active.draw(rng, b, anchor_piece, 2)
+        (seg_n,) = self.active.draw(rng, b, negative_piece, 1)
+        rows = [[seg] * self.num_sources for seg in (seg_a, seg_p, seg_n)]
+        return TripletRecipe(b, self._origin(rows))
+
+    def pseudo_pair(self, rng: np.random.Generator) -> tuple[TripletRecipe, TripletRecipe]:
+        """A basic pseudo-musical-piece triplet for target b and its additional triplet for c != b."""
+        if len(self.targets) < 2:
+            raise SamplingError("pseudo-musical-piece triplets need at least two target sources")
+        b, c = (int(x) for x in rng.choice(self.targets, size=2, replace=False))
+        # A2 (two segments, b active), N2 (b active), A (two segments, c active), N (c active).
+        a2, n2, a, n = _distinct(rng, [self._two[b], self._one[b], self._two[c], self._one[c]],
+                                 "a pseudo-musical-piece triplet")
+        a2_1, a2_2 = self.active.draw(rng, b, a2, 2)
+        (n2_1,) = self.active.draw(rng, b, n2, 1)
+        a_1, a_2 = self.active.draw(rng, c, a, 2)
+        (n_1,) = self.active.draw(rng, c, n, 1)
+
+        def piece(target_segment: int, others_segment: int) -> list[int]:
+            return [target_segment if s == b else others_segment for s in range(self.num_sources)]
+
+        anchor, positive, negative = piece(a2_1, a_1), piece(a2_2, n_1), piece(n2_1, a_2)
+        basic = TripletRecipe(b, self._origin([anchor, positive, negative]))
+        additional = TripletRecipe(c, self._origin([anchor, negative, positive]))
+        return basic, additional
+
+
+def render(dump: Dump, origin: np.ndarray, length: int) -> np.ndarray:
+    """int16 audio ``(roles, S, length)`` of the origins ``(roles, S, 2)``, each source cut from its place.
+
+    Loaders hand int16 to the training loop (half the bytes of float32 through collation and worker
+    queues); :func:`pcm_to_float` converts on the device.
+    """
+    roles, num_sources, _ = origin.shape
+    out = np.empty((roles, num_sources, length), dtype=np.int16)
+    for r in range(roles):
+        for s in range(num_sources):
+            track, start = origin[r, s]
+            out[r, s] = dump.pcm(int(track), s, int(start), length)
+    return out
+
+
+def pcm_to_float(audio: torch.Tensor) -> torch.Tensor:
+    """int16 loader audio → float32 in [-1, 1) (do it after moving the batch to the device)."""
+    return audio.float() / INT16_SCALE
+
+
+class TripletDataset(Dataset):
+    """``size`` triplets of ``kind`` ("s4" or "pseudo"); item = int16 audio (3, S, L), target, origin.
+
+    With ``fresh_every_epoch`` the triplets are redrawn each epoch (call :meth:`set_epoch`), else the
+    set is fixed by the seed. Pseudo items come in pairs: even index the basic triplet, odd index its
+    additional triplet.
+    """
+
+    def __init__(self, dump: Dump, table: SegmentTable, kind: str, targets: Sequence[int], size: int,
+                 seed: int = 0, fresh_every_epoch: bool = False):
+        if kind not in KINDS:
+            raise ValueError(f"triplet kind {kind!r} is not one of {KINDS}")
+        if tuple(table.active.shape[1:]) != (len(dump.sources),):
+            raise ValueError("segment table and dump disagree on the number of sources")
+        self.dump, self.table, self.kind, self.size = dump, table, kind, size
+        self.seed, self.fresh_every_epoch, self.epoch = seed, fresh_every_epoch, 0
+        self.sampler = TripletSampler(table, targets)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def recipe(self, index: int) -> TripletRecipe:
+        draw = index // 2 if self.kind == "pseudo" else index
+        key = [self.seed, self.epoch, draw] if self.fresh_every_epoch else [self.seed, draw]
+        rng = np.random.default_rng(key)
+        if self.kind == "s4":
+            return self.sampler.s4(rng)
+        return self.sampler.pseudo_pair(rng)[index % 2]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        recipe = self.recipe(index)
+        audio = render(self.dump, recipe.origin, self.table.length)
+        return {"audio": torch.from_numpy(audio), "target": torch.tensor(recipe.target),
+                "origin": torch.from_numpy(recipe.origin)}
+
+
+class SubsetMixtureDataset(Dataset):
+    """Segments with a random non-empty subset of their sources (Direct pre-training).
+
+    Item: ``audio`` (S, L) int16 with the left-out sources zeroed, ``subset`` (S,) bool, ``active`` (S,) bool
+    (in the subset and not silent), ``origin`` (S, 2).
+    """
+
+    def __init__(self, dump: Dump, table: SegmentTable, size: int, seed: int = 0,
+                 fresh_every_epoch: bool = True):
+        if len(table) == 0:
+            raise SamplingError("the segment table is empty")
+        self.dump, self.table, self.size = dump, table, size
+        self.seed, self.fresh_every_epoch, self.epoch = seed, fresh_every_epoch, 0
+        self.subsets = nonempty_subsets(len(dump.sources))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        key = [self.seed, self.epoch, index] if self.fresh_every_epoch else [self.seed, index]
+        rng = np.random.default_rng(key)
+        seg = int(rng.integers(len(self.table)))
+        subset = np.zeros(len(self.dump.sources), dtype=bool)
+        subset[list(self.subsets[int(rng.integers(len(self.subsets)))])] = True
+        origin = np.tile([self.table.track[seg], self.table.start[seg]], (len(subset), 1)).astype(np.int64)
+        audio = render(self.dump, origin[None], self.table.length)[0] * subset[:, None]
+        return {"audio": torch.from_numpy(audio), "subset": torch.from_numpy(subset),
+                "active": torch.from_numpy(subset & self.table.active[seg]),
+                "origin": torch.from_numpy(origin)}
+
+
+def make_loader(dataset: Dataset, batch_size: int, workers: int = 0, seed: int = 0,
+                shuffle: bool = False) -> DataLoader:
+    """A reproducible loader: items depend only on their index, the shuffling on ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                      generator=generator, persistent_workers=workers > 0, drop_last=False)
