@@ -41,29 +41,36 @@ def test_positional_argument_is_rejected(mini):
     assert result.returncode == 1 and "unexpected argument(s): stray" in result.stderr
 
 
-def test_stage_range_gates_stages_and_logs_each_with_a_timestamp(mini, tmp_path):
-    exp = tmp_path / "exp"
-    result = run_recipe(mini, "--stage", "2", "--stop_stage", "3", "--exp-dir", str(exp))
+def stage_zero(mini: Path, tmp_path: Path, *extra: str) -> tuple[list[str], subprocess.CompletedProcess]:
+    """Runs stage 0 of the mini recipe on a tiny corpus under ``tmp_path``."""
+    args = ["--stage", "0", "--stop_stage", "0", "--exp-dir", str(tmp_path / "exp dir"),
+            "--corpus-opts", "--num-tracks 3 --duration 2", *extra]
+    return args, run_recipe(mini, *args, env={"MINI_SLAKH": str(tmp_path / "corpus")})
+
+
+def test_stage_zero_alone_generates_the_corpus_with_timestamped_stage_logs(mini, tmp_path):
+    _, result = stage_zero(mini, tmp_path)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    stage_lines = [line for line in lines if " Stage " in line]
-    assert [line.split(" Stage ")[1].split(":")[0] for line in stage_lines] == ["2", "3"]
+    stage_lines = [line for line in result.stdout.splitlines() if " Stage " in line]
+    assert [line.split(" Stage ")[1].split(":")[0] for line in stage_lines] == ["0", "0"]
     assert all(line[:4].isdigit() and line[10] == "T" for line in stage_lines), stage_lines
-    assert "Stage 0" not in result.stdout and "Stage 4" not in result.stdout
+    assert "done in" in stage_lines[-1]
+    assert len(list((tmp_path / "corpus").glob("*/Track*/metadata.yaml"))) == 3
+    assert "Stage 1" not in result.stdout
 
 
 def test_command_line_is_saved_for_rerunning(mini, tmp_path):
-    exp = tmp_path / "exp dir"
-    args = ["--stage", "3", "--stop-stage", "3", "--exp-dir", str(exp)]
-    assert run_recipe(mini, *args).returncode == 0
-    history = (exp / "command_history.sh").read_text().splitlines()
+    _, first = stage_zero(mini, tmp_path)
+    assert first.returncode == 0, first.stderr
+    history = (tmp_path / "exp dir" / "command_history.sh").read_text().splitlines()
     command = history[-1]
     assert command.startswith(f"cd {mini} && ./inmsrl.sh ")
-    # Re-running the saved line reproduces the same stages (and appends the same line again).
-    rerun = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    # Re-running the saved line repeats the same stages with the same options (the corpus is kept).
+    rerun = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "MINI_SLAKH": str(tmp_path / "corpus")})
     assert rerun.returncode == 0, rerun.stderr
-    assert "Stage 3" in rerun.stdout and "Stage 2" not in rerun.stdout
-    assert (exp / "command_history.sh").read_text().splitlines()[-1] == command
+    assert "Stage 0" in rerun.stdout and "Stage 1" not in rerun.stdout
+    assert (tmp_path / "exp dir" / "command_history.sh").read_text().splitlines()[-1] == command
 
 
 def test_unset_corpus_path_fails_with_a_message_naming_it(repo_root, tmp_path):
@@ -82,7 +89,7 @@ def test_missing_corpus_folder_is_reported(repo_root, tmp_path):
 
 
 def test_unknown_job_backend_is_an_error(mini, tmp_path):
-    result = run_recipe(mini, "--stage", "3", "--stop-stage", "3", "--exp-dir", str(tmp_path / "e"),
+    result = run_recipe(mini, "--stage", "0", "--stop-stage", "0", "--exp-dir", str(tmp_path / "e"),
                         env={"cmd_backend": "pbs"})
     assert result.returncode != 0 and "unknown cmd_backend 'pbs'" in result.stderr
 
@@ -113,11 +120,12 @@ def test_setup_sh_creates_a_working_recipe(repo_root, tmp_path):
     for name in ("path.sh", "cmd.sh", "db.sh", "conf/slurm.conf", "local/data.sh", "run.sh"):
         assert (recipe / name).is_file(), name
     venv_bin = str(repo_root / "tools" / "venv" / "bin")
-    result = subprocess.run(["./run.sh", "--stage", "2", "--stop-stage", "2"], cwd=recipe,
+    result = subprocess.run(["./run.sh", "--stage", "0", "--stop-stage", "0"], cwd=recipe,
                             capture_output=True, text=True,
                             env={**os.environ, "PATH": venv_bin + os.pathsep + os.environ["PATH"]})
-    assert result.returncode == 0, result.stderr
-    assert "Stage 2" in result.stdout
+    # The new recipe runs the shared stages; its template local/corpus.sh asks to be written.
+    assert result.returncode == 1
+    assert "Stage 0: corpus" in result.stdout and "local/corpus.sh: not written yet" in result.stderr
     again = subprocess.run([str(setup), "egs/mydata"], cwd=root, capture_output=True, text=True)
     assert again.returncode == 1 and "already exists" in again.stderr
     nested = subprocess.run([str(setup), "egs/a/b"], cwd=root, capture_output=True, text=True)

@@ -25,6 +25,8 @@ conf_dir=conf        # YAML configurations of the training stages
 # Stage options (each is passed on to the stage's own tool).
 corpus_opts=         # stage 0: options of local/corpus.sh
 data_opts=           # stage 1: options of local/data.sh
+segment_seconds="3 5 10"  # stage 2: segment tables (training, PAFT/ABX, validation/MES)
+abx_opts=            # stage 2: options of local/abx.sh (the ABX set, where the recipe has one)
 train_set=train
 valid_set=validation
 test_set=test
@@ -54,6 +56,8 @@ Options (default in brackets):
   --conf-dir DIR     YAML configs [$conf_dir]
   --corpus-opts STR  options of local/corpus.sh [$corpus_opts]
   --data-opts STR    options of local/data.sh [$data_opts]
+  --segment-seconds "S..."  segment tables of stage 2 [$segment_seconds]
+  --abx-opts STR     options of local/abx.sh [$abx_opts]
   --train-set / --valid-set / --test-set NAME   [$train_set / $valid_set / $test_set]
   --config FILE      shell file of option assignments, read where it appears
   --help             this message
@@ -110,9 +114,25 @@ stage_data() {
   done
 }
 
+stage_dump() {
+  local dset
+  for dset in "${train_set}" "${valid_set}" "${test_set}"; do
+    log "  dumping ${data_dir}/${dset} -> ${dump_dir}/${dset} (log: ${dump_dir}/${dset}/log/dump.log)"
+    ${train_cmd} "${dump_dir}/${dset}/log/dump.log" \
+      inmsrl dump --data-dir "${data_dir}/${dset}" --out "${dump_dir}/${dset}" \
+        --segments ${segment_seconds} --jobs "${nj}"
+    tail -n +2 "${dump_dir}/${dset}/log/dump.log" | grep -E '^ |: [0-9]+ tracks' || true
+  done
+  if [ -x local/abx.sh ]; then
+    log "  ABX set for PAFT and perceptual scoring -> ${dump_dir}/abx"
+    # shellcheck disable=SC2086
+    local/abx.sh --out "${dump_dir}/abx" ${abx_opts}
+  fi
+}
+
 run_stage 0 "corpus" stage_corpus
 run_stage 1 "data preparation" stage_data
-run_stage 2 "dump, segments and ABX preparation" -
+run_stage 2 "dump, segments and ABX preparation" stage_dump
 run_stage 3 "MSS training" -
 run_stage 4 "triplet training of Clean and Cascade extractors" -
 run_stage 5 "E2E-FT (Cascade-FT)" -
