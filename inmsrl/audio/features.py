@@ -1,0 +1,88 @@
+"""Time-frequency features of the paper (§4.3): STFT magnitude and log-mel, as torch modules.
+
+Settings: 44.1 kHz, window 2048, hop 512, Hann, centred, so a 3 s segment (132,300 samples) gives
+1025 bins × 259 frames. The log-mel that feeds the similarity feature extractors has 259 bands on the
+**Slaney** mel scale with Slaney (area) normalisation: with the HTK scale, 259 bands over 1025 bins
+leave one band with an all-zero filter (a constant input row that carries no information).
+
+The modules always compute in float32 with autocast disabled: they sit at the input of models trained
+under bf16 autocast, and an FFT, a squared magnitude or a log in bf16 would lose most of the dynamic
+range before the network sees it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import nn
+
+SAMPLE_RATE = 44100
+N_FFT = 2048
+HOP_LENGTH = 512
+MEL_BANDS = 259
+LOG_FLOOR = 1e-8  # added to the mel power before the log: silence maps to log(1e-8) ≈ -18.4, not -inf
+
+
+def num_frames(num_samples: int, hop_length: int = HOP_LENGTH) -> int:
+    """STFT frames of a centred transform of ``num_samples`` samples (132,300 → 259)."""
+    return 1 + num_samples // hop_length
+
+
+def num_bins(n_fft: int = N_FFT) -> int:
+    """One-sided frequency bins of an ``n_fft``-point STFT (2048 → 1025)."""
+    return n_fft // 2 + 1
+
+
+class Spectrogram(nn.Module):
+    """Waveform ``(..., samples)`` → STFT magnitude ``(..., n_fft // 2 + 1, frames)``."""
+
+    def __init__(self, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH):
+        super().__init__()
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.stft = torchaudio.transforms.Spectrogram(
+            n_fft=n_fft, hop_length=hop_length, window_fn=torch.hann_window, center=True, power=1.0)
+
+    @property
+    def num_bins(self) -> int:
+        return num_bins(self.n_fft)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
+            return self.stft(waveform.float())
+
+
+class LogMel(nn.Module):
+    """STFT magnitude ``(..., bins, frames)`` → log-mel ``(..., mel_bands, frames)``.
+
+    Takes the magnitude rather than the waveform so that a separated magnitude (Cascade) feeds it
+    directly and fine-tuning can back-propagate through it into the separator. The filterbank applies
+    to the power spectrum (magnitude squared); the output is the natural log of the mel power plus
+    ``LOG_FLOOR``.
+    """
+
+    def __init__(self, mel_bands: int = MEL_BANDS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE):
+        super().__init__()
+        self.mel_bands = mel_bands
+        self.mel = torchaudio.transforms.MelScale(
+            n_mels=mel_bands, sample_rate=sample_rate, f_min=0.0, f_max=sample_rate / 2,
+            n_stft=num_bins(n_fft), norm="slaney", mel_scale="slaney")
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=magnitude.device.type, enabled=False):
+            power = magnitude.float().square()
+            return torch.log(self.mel(power) + LOG_FLOOR)
+
+
+def empty_mel_bands(mel_bands: int = MEL_BANDS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE,
+                    mel_scale: str = "slaney") -> int:
+    """How many mel filters have no non-zero weight at this resolution (0 for the paper's Slaney set)."""
+    import warnings
+
+    import torchaudio.functional as AF
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torchaudio warns about exactly what we count
+        bank = AF.melscale_fbanks(num_bins(n_fft), 0.0, sample_rate / 2, mel_bands, sample_rate,
+                                  norm="slaney", mel_scale=mel_scale)
+    return int((bank.amax(dim=0) == 0).sum())

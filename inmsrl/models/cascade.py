@@ -1,0 +1,122 @@
+"""Clean and Cascade (§2.1, §3.1): one similarity feature extractor per instrument.
+
+- :class:`Clean` feeds each extractor its clean stem (an upper bound: clean stems are rarely
+  available).
+- :class:`Cascade` feeds each extractor the output of that instrument's separator on the mixture.
+  Cascade-FT (E2E fine-tuning, §3.1.2) is the same model with every parameter trained and an
+  auxiliary L1 loss on the separated magnitudes, which :meth:`Cascade.forward` returns.
+
+Both may embed only a subset of the data directory's sources (the paper trains drums, bass, piano
+and guitar, not residuals): ``sources`` lists the embedded ones, ``all_sources`` the directory's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from inmsrl.audio.features import HOP_LENGTH, MEL_BANDS, N_FFT, SAMPLE_RATE, Spectrogram
+from inmsrl.models.base import EmbeddingModel, check_source_names, check_waveform
+from inmsrl.models.extractor import EMBEDDING_DIM, ExtractorSet
+from inmsrl.models.separator import Separation, SourceSeparator
+from inmsrl.models.unet import DROPOUT, LEAKY_SLOPE, PAPER_CHANNELS
+
+
+def embedded_sources(all_sources: Sequence[str], sources: Sequence[str] | None) -> tuple[str, ...]:
+    """The embedded subset (all of them when ``None``), checked against the directory's sources."""
+    all_sources = check_source_names(all_sources, "all_sources")
+    if sources is None:
+        return all_sources
+    sources = check_source_names(sources, "embedded sources")
+    unknown = [name for name in sources if name not in all_sources]
+    if unknown:
+        raise ValueError(f"embedded source(s) {', '.join(unknown)} not among the data directory's "
+                         f"sources ({', '.join(all_sources)})")
+    return sources
+
+
+class Clean(EmbeddingModel):
+    """Clean stems ``(batch, len(all_sources), samples)`` → ``(batch, len(sources), embedding_dim)``."""
+
+    def __init__(self, all_sources: Sequence[str], sources: Sequence[str] | None = None,
+                 extractor_channels: Sequence[int] = PAPER_CHANNELS, mel_bands: int = MEL_BANDS,
+                 embedding_dim: int = EMBEDDING_DIM, negative_slope: float = LEAKY_SLOPE,
+                 n_fft: int = N_FFT, hop_length: int = HOP_LENGTH, sample_rate: int = SAMPLE_RATE):
+        super().__init__()
+        self.sources = embedded_sources(all_sources, sources)
+        self.all_sources = tuple(all_sources)
+        self.embedding_dim = embedding_dim
+        self.spectrogram = Spectrogram(n_fft, hop_length)
+        self.extractors = ExtractorSet(self.sources, channels=extractor_channels, mel_bands=mel_bands,
+                                       embedding_dim=embedding_dim, negative_slope=negative_slope,
+                                       n_fft=n_fft, sample_rate=sample_rate)
+        self._stem_index = [self.all_sources.index(name) for name in self.sources]
+
+    def forward(self, stems: torch.Tensor) -> torch.Tensor:
+        check_waveform(stems, 3, "Clean's input (the stems)")
+        if stems.shape[1] != len(self.all_sources):
+            raise ValueError(f"Clean takes one stem per data-directory source "
+                             f"({', '.join(self.all_sources)}), got {stems.shape[1]} stems")
+        return self.extractors.embed(self.spectrogram(stems[:, self._stem_index]))
+
+    def embed(self, stems: torch.Tensor) -> torch.Tensor:
+        return self(stems)
+
+    def extractor_modules(self) -> list[nn.Module]:
+        return [self.extractors]
+
+    def separation_modules(self) -> list[nn.Module]:
+        return []
+
+
+class CascadeOutput(NamedTuple):
+    embeddings: torch.Tensor  # (batch, sources, embedding_dim)
+    separation: Separation  # separated magnitudes and masks, for the auxiliary L1 loss
+
+
+class Cascade(EmbeddingModel):
+    """Mixture ``(batch, samples)`` → separators → extractors → ``(batch, len(sources), embedding_dim)``."""
+
+    def __init__(self, all_sources: Sequence[str], sources: Sequence[str] | None = None,
+                 separator_channels: Sequence[int] = PAPER_CHANNELS,
+                 extractor_channels: Sequence[int] = PAPER_CHANNELS, dropout: float = DROPOUT,
+                 mel_bands: int = MEL_BANDS, embedding_dim: int = EMBEDDING_DIM,
+                 negative_slope: float = LEAKY_SLOPE, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
+                 sample_rate: int = SAMPLE_RATE):
+        super().__init__()
+        self.sources = embedded_sources(all_sources, sources)
+        self.all_sources = tuple(all_sources)
+        self.embedding_dim = embedding_dim
+        self.separator = SourceSeparator(self.sources, separator_channels, dropout, negative_slope,
+                                         n_fft, hop_length)
+        self.extractors = ExtractorSet(self.sources, channels=extractor_channels, mel_bands=mel_bands,
+                                       embedding_dim=embedding_dim, negative_slope=negative_slope,
+                                       n_fft=n_fft, sample_rate=sample_rate)
+        self._stem_index = [self.all_sources.index(name) for name in self.sources]
+
+    def forward(self, mixture: torch.Tensor) -> CascadeOutput:
+        separation = self.separator(mixture)
+        return CascadeOutput(self.extractors.embed(separation.magnitudes), separation)
+
+    def embed(self, mixture: torch.Tensor) -> torch.Tensor:
+        return self(mixture).embeddings
+
+    def target_magnitudes(self, stems: torch.Tensor) -> torch.Tensor:
+        """Clean stems ``(batch, len(all_sources), samples)`` → the auxiliary L1 loss's targets.
+
+        Shape ``(batch, len(sources), bins, frames)``, in the order of the separated magnitudes.
+        """
+        check_waveform(stems, 3, "the target stems")
+        if stems.shape[1] != len(self.all_sources):
+            raise ValueError(f"expected one stem per data-directory source ({', '.join(self.all_sources)}), "
+                             f"got {stems.shape[1]} stems")
+        return self.separator.magnitude(stems[:, self._stem_index])
+
+    def extractor_modules(self) -> list[nn.Module]:
+        return [self.extractors]
+
+    def separation_modules(self) -> list[nn.Module]:
+        return [self.separator]

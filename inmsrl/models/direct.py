@@ -1,0 +1,154 @@
+"""Direct and Direct-Reconst (§2.2, §3.2): one disentangled extractor on the mixture magnitude.
+
+:class:`Direct`: U-Net encoder (channels 16, 32, 64, 128, 256, S × 128; last layer without
+BatchNorm/activation) on the mixture STFT magnitude, mean over time, flatten, Linear → S × 128 (640
+for the five Slakh sources). Block k of the embedding (components ``128k … 128k + 127``) belongs to
+the k-th source of the data directory; :class:`~inmsrl.models.conditioning.Conditioning1D` masks the
+others before the triplet loss.
+
+:class:`DirectReconst` adds one U-Net decoder per source, fed the shared encoder's skips and the
+bottleneck masked to that source's channel block (Conditioning3D, so the bottleneck has S × block
+channels); each decoder predicts a mask for the mixture magnitude, trained with L1 to the source's
+magnitude (multi-task with the triplet loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from inmsrl.audio.features import HOP_LENGTH, N_FFT, Spectrogram
+from inmsrl.models.base import EmbeddingModel, check_source_names, check_waveform, module_dict
+from inmsrl.models.conditioning import Conditioning1D, Conditioning3D
+from inmsrl.models.extractor import EMBEDDING_DIM, EmbeddingHead
+from inmsrl.models.separator import MaskedMagnitude
+from inmsrl.models.unet import DROPOUT, LEAKY_SLOPE, UNetDecoder, UNetEncoder, encoded_size
+
+ENCODER_CHANNELS = (16, 32, 64, 128, 256)  # the bottleneck (last) width is added: num_sources × block
+
+
+def direct_channels(num_sources: int, block_size: int = EMBEDDING_DIM,
+                    channels: Sequence[int] = ENCODER_CHANNELS) -> tuple[int, ...]:
+    """The paper's Direct encoder widths for ``num_sources``: (16, 32, 64, 128, 256, 640) for five."""
+    return (*channels, num_sources * block_size)
+
+
+class EncoderFeatures(NamedTuple):
+    """The shared encoder's outputs: skips (shallowest first) and the bottleneck."""
+
+    skips: list[torch.Tensor]
+    bottleneck: torch.Tensor  # (batch, channels[-1], freq, time); 640 × 17 × 5 for 3 s
+
+
+class DirectOutput(NamedTuple):
+    embedding: torch.Tensor  # (batch, num_sources * embedding_dim), unmasked
+    features: EncoderFeatures
+    mixture_magnitude: torch.Tensor  # (batch, bins, frames)
+
+
+class Direct(EmbeddingModel):
+    """Mixture ``(batch, samples)`` → disentangled embedding ``(batch, S × embedding_dim)``.
+
+    ``sources`` is the data directory's full source list; every source gets a block.
+    """
+
+    def __init__(self, sources: Sequence[str], channels: Sequence[int] | None = None,
+                 embedding_dim: int = EMBEDDING_DIM, negative_slope: float = LEAKY_SLOPE,
+                 n_fft: int = N_FFT, hop_length: int = HOP_LENGTH):
+        super().__init__()
+        self.sources = check_source_names(sources)
+        self.all_sources = self.sources
+        self.embedding_dim = embedding_dim
+        if channels is None:
+            channels = direct_channels(len(self.sources), embedding_dim)
+        channels = tuple(channels)
+        self.spectrogram = Spectrogram(n_fft, hop_length)
+        self.encoder = UNetEncoder(1, channels, plain_last=True, negative_slope=negative_slope)
+        self.head = EmbeddingHead(channels[-1], encoded_size(self.spectrogram.num_bins, len(channels)),
+                                  len(self.sources) * embedding_dim)
+        self.conditioning = Conditioning1D(len(self.sources), embedding_dim)
+
+    def encode(self, mixture_magnitude: torch.Tensor) -> EncoderFeatures:
+        *skips, bottleneck = self.encoder(mixture_magnitude.unsqueeze(1))
+        return EncoderFeatures(skips, bottleneck)
+
+    def forward(self, mixture: torch.Tensor) -> DirectOutput:
+        check_waveform(mixture, 2, "the mixture")
+        magnitude = self.spectrogram(mixture)
+        features = self.encode(magnitude)
+        return DirectOutput(self.head(features.bottleneck), features, magnitude)
+
+    def embed(self, mixture: torch.Tensor) -> torch.Tensor:
+        # Direct.forward, not self(): Direct-Reconst's forward would also run every decoder.
+        embedding = Direct.forward(self, mixture).embedding
+        return embedding.view(embedding.shape[0], len(self.sources), self.embedding_dim)
+
+    def condition(self, embedding: torch.Tensor, source: int | torch.Tensor) -> torch.Tensor:
+        """Conditioning1D: keep the block of ``source`` (an index, or one per example) and zero the rest."""
+        return self.conditioning(embedding, source)
+
+    def extractor_modules(self) -> list[nn.Module]:
+        return [self.encoder, self.head]
+
+    def separation_modules(self) -> list[nn.Module]:
+        return []
+
+
+class DirectReconstOutput(NamedTuple):
+    embedding: torch.Tensor  # (batch, num_sources * embedding_dim), unmasked
+    reconstructions: torch.Tensor  # (batch, sources, bins, frames): mask × mixture magnitude
+    masks: torch.Tensor  # (batch, sources, bins, frames)
+    mixture_magnitude: torch.Tensor  # (batch, bins, frames)
+
+
+class DirectReconst(Direct):
+    """Direct plus one reconstruction decoder per source behind Conditioning3D (§3.2.1).
+
+    The bottleneck's channels split into ``len(sources)`` blocks of ``channels[-1] / len(sources)``;
+    decoder k sees only block k. A pre-trained :class:`Direct` checkpoint loads into it with
+    ``strict=False`` (same encoder and head names).
+    """
+
+    def __init__(self, sources: Sequence[str], channels: Sequence[int] | None = None,
+                 embedding_dim: int = EMBEDDING_DIM, dropout: float = DROPOUT,
+                 negative_slope: float = LEAKY_SLOPE, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH):
+        super().__init__(sources, channels, embedding_dim, negative_slope, n_fft, hop_length)
+        channels = self.encoder.channels
+        if channels[-1] % len(self.sources):
+            raise ValueError(f"Direct-Reconst's bottleneck width {channels[-1]} must split into "
+                             f"{len(self.sources)} equal source blocks (Conditioning3D)")
+        self.conditioning3d = Conditioning3D(len(self.sources), channels[-1] // len(self.sources))
+        self.decoders = module_dict({name: UNetDecoder(channels, out_channels=1, dropout=dropout)
+                                     for name in self.sources})
+        self.mask_activation = nn.Sigmoid()
+
+    def decode(self, features: EncoderFeatures, mixture_magnitude: torch.Tensor,
+               source: int) -> MaskedMagnitude:
+        """Source ``source``'s reconstruction from the shared encoder's features (Conditioning3D first)."""
+        bottleneck = self.conditioning3d(features.bottleneck, source)
+        logits = self.decoders[self.sources[source]](bottleneck, features.skips, mixture_magnitude.shape[-2:])
+        mask = self.mask_activation(logits).squeeze(1)
+        return MaskedMagnitude(mask * mixture_magnitude, mask)
+
+    def forward(self, mixture: torch.Tensor) -> DirectReconstOutput:
+        direct = super().forward(mixture)
+        outputs = [self.decode(direct.features, direct.mixture_magnitude, k)
+                   for k in range(len(self.sources))]
+        return DirectReconstOutput(direct.embedding,
+                                   torch.stack([o.magnitude for o in outputs], dim=1),
+                                   torch.stack([o.mask for o in outputs], dim=1),
+                                   direct.mixture_magnitude)
+
+    def target_magnitudes(self, stems: torch.Tensor) -> torch.Tensor:
+        """Clean stems ``(batch, sources, samples)`` → the L1 targets ``(batch, sources, bins, frames)``."""
+        check_waveform(stems, 3, "the target stems")
+        if stems.shape[1] != len(self.sources):
+            raise ValueError(f"expected one stem per source ({', '.join(self.sources)}), "
+                             f"got {stems.shape[1]}")
+        return self.spectrogram(stems)
+
+    def separation_modules(self) -> list[nn.Module]:
+        return [self.decoders]

@@ -1,0 +1,141 @@
+"""U-Net building blocks of Jansson et al. (2017), the backbone of every model in the paper (§4.3).
+
+Encoder layer: Conv2d 5×5, stride 2, padding 2 → BatchNorm → LeakyReLU(0.2). Each layer maps a size
+``n`` to ``ceil(n / 2)``, so 1025 bins × 259 frames become 17 × 5 after six layers. The feature
+extractors drop BatchNorm and the activation on their last layer (the linear head follows it).
+
+Decoder layer: ConvTranspose2d 5×5, stride 2 → BatchNorm → ReLU, with dropout 0.5 after the first
+three layers, each output concatenated with the encoder output of the same size (skip connection).
+The transposed convolution doubles the size exactly (``2n``), and the result is cropped at the end
+to the size of the matching encoder output: an odd size ``2n - 1`` (1025 bins, 259 frames) round-trips
+exactly, and output index ``2i`` stays aligned with the centre of encoder input ``2i`` because both
+convolutions pad by 2. The last decoder layer outputs the mask logits: as in Jansson et al., it has no
+BatchNorm/ReLU (a ReLU before the sigmoid would confine the mask to [0.5, 1]); the model applies the
+sigmoid.
+
+All blocks take ``(batch, channels, freq, time)`` and work in either memory format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+PAPER_CHANNELS = (16, 32, 64, 128, 256, 512)
+KERNEL_SIZE = 5
+STRIDE = 2
+PADDING = 2
+LEAKY_SLOPE = 0.2
+DROPOUT = 0.5
+DROPOUT_LAYERS = 3
+
+
+def encoded_size(size: int, num_layers: int) -> int:
+    """Size of one axis after ``num_layers`` encoder layers (each ``ceil(n / 2)``; 1025 → 17 in six)."""
+    for _ in range(num_layers):
+        size = (size + 2 * PADDING - KERNEL_SIZE) // STRIDE + 1
+    return size
+
+
+class EncoderLayer(nn.Sequential):
+    """Conv2d 5×5 stride 2 pad 2, then BatchNorm and LeakyReLU unless ``plain`` (a feature layer)."""
+
+    def __init__(self, in_channels: int, out_channels: int, plain: bool = False,
+                 negative_slope: float = LEAKY_SLOPE):
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, KERNEL_SIZE, STRIDE, PADDING)]
+        if not plain:
+            layers += [nn.BatchNorm2d(out_channels), nn.LeakyReLU(negative_slope)]
+        super().__init__(*layers)
+
+
+class UNetEncoder(nn.Module):
+    """A stack of encoder layers that returns every layer's output (the last one is the bottleneck).
+
+    ``plain_last`` omits BatchNorm and the activation on the last layer, as the paper's feature
+    extractors do (§4.3).
+    """
+
+    def __init__(self, in_channels: int = 1, channels: Sequence[int] = PAPER_CHANNELS,
+                 plain_last: bool = False, negative_slope: float = LEAKY_SLOPE):
+        super().__init__()
+        if not channels:
+            raise ValueError("a U-Net encoder needs at least one layer (channels is empty)")
+        self.channels = tuple(int(c) for c in channels)
+        ins = (in_channels, *self.channels[:-1])
+        last = len(self.channels) - 1
+        self.layers = nn.ModuleList(
+            EncoderLayer(i, o, plain=plain_last and k == last, negative_slope=negative_slope)
+            for k, (i, o) in enumerate(zip(ins, self.channels, strict=True)))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = []
+        for layer in self.layers:
+            x = layer(x)
+            outputs.append(x)
+        return outputs
+
+
+def crop_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Keep the first ``size`` entries of the last two axes; refuses to grow (that would be a bug)."""
+    height, width = size
+    if x.shape[-2] < height or x.shape[-1] < width:
+        raise ValueError(f"cannot crop {tuple(x.shape[-2:])} to the larger size {(height, width)}")
+    return x[..., :height, :width]
+
+
+class DecoderLayer(nn.Module):
+    """ConvTranspose2d 5×5 stride 2 (exact doubling), crop to the skip size, then BN → ReLU → dropout.
+
+    ``final`` keeps only the transposed convolution: the mask-logit layer.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, final: bool = False):
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(in_channels, out_channels, KERNEL_SIZE, STRIDE, PADDING,
+                                       output_padding=STRIDE - 1)
+        post: list[nn.Module] = []
+        if not final:
+            post += [nn.BatchNorm2d(out_channels), nn.ReLU()]
+            if dropout > 0:
+                post.append(nn.Dropout(dropout))
+        self.post = nn.Sequential(*post)
+
+    def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        return self.post(crop_to(self.conv(x), size))
+
+
+class UNetDecoder(nn.Module):
+    """Mirror of a :class:`UNetEncoder`: bottleneck + skips → mask logits at the input size.
+
+    ``channels`` are the encoder's channels: the decoder reads its widths backwards from them, and
+    its input is the last one. Dropout follows the first ``dropout_layers`` layers.
+    """
+
+    def __init__(self, channels: Sequence[int] = PAPER_CHANNELS, out_channels: int = 1,
+                 dropout: float = DROPOUT, dropout_layers: int = DROPOUT_LAYERS):
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        if not channels:
+            raise ValueError("a U-Net decoder needs at least one layer (channels is empty)")
+        widths = (*reversed(channels[:-1]), out_channels)  # 256, 128, 64, 32, 16, 1
+        layers = []
+        in_channels = channels[-1]
+        for k, width in enumerate(widths):
+            final = k == len(widths) - 1
+            layers.append(DecoderLayer(in_channels, width, dropout=dropout if k < dropout_layers else 0.0,
+                                       final=final))
+            in_channels = 2 * width  # concatenated with the encoder output of the same width
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, bottleneck: torch.Tensor, skips: Sequence[torch.Tensor],
+                output_size: Sequence[int]) -> torch.Tensor:
+        """``skips`` are the encoder outputs before the bottleneck, shallowest first."""
+        if len(skips) != len(self.layers) - 1:
+            raise ValueError(f"the decoder has {len(self.layers)} layers and needs "
+                             f"{len(self.layers) - 1} skip inputs, got {len(skips)}")
+        x = bottleneck
+        for layer, skip in zip(self.layers[:-1], reversed(skips), strict=True):
+            x = torch.cat([layer(x, skip.shape[-2:]), skip], dim=1)
+        return self.layers[-1](x, output_size)
