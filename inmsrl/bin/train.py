@@ -1,0 +1,57 @@
+"""Train one stage from a YAML configuration in an experiment directory; resumes, or skips a finished run.
+
+The task named by the config's ``task.name`` does the stage-specific work (inmsrl.train.task); the
+options after the config override single keys (``optim.lr=1e-4 trainer.max_epochs=3``, typed by the
+value they replace; ``+key=value`` adds one). The run writes <exp-dir>/config.yaml, train.log,
+tensorboard/, checkpoints/{last,best}.pt, final.pt (best weights) and a ``done`` marker; run again, it
+resumes after a kill and does nothing once done. ``--ngpu N`` trains with N DDP processes (one GPU
+each; with trainer.device=cpu, N CPU processes over gloo). Exit status: 0 trained or already done,
+1 training failed (e.g. a NaN loss), 2 bad configuration or options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML configuration of the stage")
+    parser.add_argument("--exp-dir", required=True, help="experiment directory (created if missing)")
+    parser.add_argument("--ngpu", type=int, default=None,
+                        help="processes/GPUs: 0 = CPU, N = N DDP processes [one process, CUDA if available]")
+    parser.add_argument("--resume", choices=("auto", "never"), default="auto",
+                        help="auto: continue from <exp-dir>/checkpoints/last.pt if present; never: discard "
+                             "the previous run and start over [%(default)s]")
+    parser.add_argument("--set", dest="set_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one key (repeatable); same as a positional KEY=VALUE")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. optim.lr=1e-4")
+
+
+def run(args: argparse.Namespace) -> int:
+    from torch.multiprocessing import ProcessRaisedException
+
+    from inmsrl.train.checkpoint import CheckpointError
+    from inmsrl.train.config import ConfigError, apply_overrides, load_config
+    from inmsrl.train.distributed import LaunchError
+    from inmsrl.train.trainer import TrainingError, train
+
+    try:
+        config = apply_overrides(load_config(args.config), [*args.overrides, *args.set_overrides],
+                                 source=args.config)
+        result = train(config, args.exp_dir, ngpu=args.ngpu, resume=args.resume)
+    except (ConfigError, LaunchError, KeyError) as err:
+        print(f"inmsrl train: {err}", file=sys.stderr)
+        return 2
+    except (TrainingError, CheckpointError) as err:
+        print(f"inmsrl train: {err}", file=sys.stderr)
+        return 1
+    except ProcessRaisedException as err:
+        print(f"inmsrl train: a training process failed:\n{err}", file=sys.stderr)
+        return 1
+    if result.status == "already_done":
+        print(f"inmsrl train: {args.exp_dir} is already done ({result.epochs} epochs, best validation loss "
+              f"{result.best_valid_loss:.6g} at epoch {result.best_epoch}); nothing to do. Remove "
+              f"{args.exp_dir}/done with a larger trainer.max_epochs to train on, or use --resume never.",
+              file=sys.stderr)
+    return 0
