@@ -233,6 +233,39 @@ class SubsetMixtureDataset(Dataset):
                 "origin": torch.from_numpy(origin)}
 
 
+class SegmentDataset(Dataset):
+    """Random segments of the table with all their sources (separation training, validation sets).
+
+    Item: ``audio`` (S, L) int16, ``active`` (S,) bool, ``origin`` (S, 2). With ``active_source`` only
+    segments where that source is active are drawn (a separator learns nothing from a silent target).
+    """
+
+    def __init__(self, dump: Dump, table: SegmentTable, size: int, seed: int = 0,
+                 fresh_every_epoch: bool = True, active_source: int | None = None):
+        candidates = (np.arange(len(table)) if active_source is None
+                      else np.flatnonzero(table.active[:, active_source]))
+        if len(candidates) == 0:
+            where = "" if active_source is None else f" where {dump.sources[active_source]} is active"
+            raise SamplingError(f"no segment to draw from{where}")
+        self.dump, self.table, self.size, self.candidates = dump, table, size, candidates
+        self.seed, self.fresh_every_epoch, self.epoch = seed, fresh_every_epoch, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        key = [self.seed, self.epoch, index] if self.fresh_every_epoch else [self.seed, index]
+        seg = int(np.random.default_rng(key).choice(self.candidates))
+        origin = np.tile([self.table.track[seg], self.table.start[seg]],
+                         (len(self.dump.sources), 1)).astype(np.int64)
+        audio = render(self.dump, origin[None], self.table.length)[0]
+        return {"audio": torch.from_numpy(audio), "active": torch.from_numpy(self.table.active[seg].copy()),
+                "origin": torch.from_numpy(origin)}
+
+
 def make_loader(dataset: Dataset, batch_size: int, workers: int = 0, seed: int = 0,
                 shuffle: bool = False) -> DataLoader:
     """A reproducible loader: items depend only on their index, the shuffling on ``seed``."""

@@ -53,6 +53,8 @@ class EmbeddingModel(nn.Module):
     sources: tuple[str, ...]
     all_sources: tuple[str, ...]
     embedding_dim: int
+    # What ``embed`` takes: the mixture (batch, samples), or the clean stems (batch, sources, samples).
+    takes_stems: bool = False
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Waveforms → ``(batch, len(self.sources), self.embedding_dim)``."""

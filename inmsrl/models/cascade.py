@@ -41,6 +41,8 @@ def embedded_sources(all_sources: Sequence[str], sources: Sequence[str] | None) 
 class Clean(EmbeddingModel):
     """Clean stems ``(batch, len(all_sources), samples)`` → ``(batch, len(sources), embedding_dim)``."""
 
+    takes_stems = True
+
     def __init__(self, all_sources: Sequence[str], sources: Sequence[str] | None = None,
                  extractor_channels: Sequence[int] = PAPER_CHANNELS, mel_bands: int = MEL_BANDS,
                  embedding_dim: int = EMBEDDING_DIM, negative_slope: float = LEAKY_SLOPE,

@@ -1,0 +1,1 @@
+"""Evaluation: embeddings of test sets, music-ID scores, separation quality, perceptual agreement."""

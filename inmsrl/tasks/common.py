@@ -1,0 +1,84 @@
+"""What the training tasks share: the data they open, the triplet loss, and loading trained models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from inmsrl.data.dump import Dump
+from inmsrl.data.segments import SegmentTable, ensure_segment_tables
+from inmsrl.data.triplets import pcm_to_float
+from inmsrl.models.config import build_model
+
+
+class TaskConfigError(ValueError):
+    """A task section of a training config is missing a key or names something that does not exist."""
+
+
+def option(config: Mapping[str, Any], key: str, default: Any = ...) -> Any:
+    """``config["task"][key]``, or ``default``; a missing required key is an error naming it."""
+    task = config.get("task", {})
+    if key in task:
+        return task[key]
+    if default is ...:
+        raise TaskConfigError(f"training config: task.{key} is required for task {task.get('name')!r}")
+    return default
+
+
+@dataclass(frozen=True)
+class DumpedSet:
+    """A dumped data set and its table of segments of one length."""
+
+    dump: Dump
+    table: SegmentTable
+
+
+def open_set(dump_dir: str | Path, seconds: float) -> DumpedSet:
+    """The dump in ``dump_dir`` with its ``seconds``-long segment table (built if missing)."""
+    dump = Dump.open(dump_dir)
+    return DumpedSet(dump, ensure_segment_tables(dump, [seconds])[seconds])
+
+
+def source_indices(dump: Dump, names: list[str]) -> list[int]:
+    """Positions of ``names`` in the dump's source list, with an error naming an unknown one."""
+    unknown = [n for n in names if n not in dump.sources]
+    if unknown:
+        raise TaskConfigError(f"source(s) {', '.join(unknown)} not in {dump.root} "
+                              f"(it has {', '.join(dump.sources)})")
+    return [dump.sources.index(n) for n in names]
+
+
+def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
+                 margin: float) -> torch.Tensor:
+    """Eq. 1 of the paper: mean of max(0, d(a, p) − d(a, n) + margin), Euclidean, no normalisation."""
+    d_pos = torch.linalg.vector_norm(anchor - positive, dim=-1)
+    d_neg = torch.linalg.vector_norm(anchor - negative, dim=-1)
+    return torch.relu(d_pos - d_neg + margin).mean()
+
+
+def stems_of(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The float stems of a loader batch (int16 on the wire)."""
+    return pcm_to_float(batch["audio"])
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+def load_trained(exp_dir: str | Path, sources: list[str] | tuple[str, ...],
+                 map_location: str | torch.device = "cpu") -> nn.Module:
+    """The model a finished training in ``exp_dir`` produced (its ``final.pt`` and model config)."""
+    final = Path(exp_dir) / "final.pt"
+    if not final.is_file():
+        raise TaskConfigError(f"{final} does not exist: the training in {exp_dir} has not finished")
+    checkpoint = torch.load(final, map_location=map_location, weights_only=False)
+    model = build_model(checkpoint["config"]["model"], sources)
+    state = {k.removeprefix("module."): v for k, v in checkpoint["model"].items()}
+    model.load_state_dict(state)
+    return model
