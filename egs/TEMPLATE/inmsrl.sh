@@ -3,6 +3,9 @@
 # options). Stages follow DESIGN.md §5; run a range with --stage/--stop-stage, resume by re-running
 # from the stage that failed. Corpus-specific work lives in the recipe's local/ scripts.
 set -euo pipefail
+# The whole script is one block, read before it runs: editing it while a recipe runs cannot change
+# what the running recipe does.
+{
 
 log() {
   local fname=${BASH_SOURCE[1]##*/}
@@ -30,6 +33,9 @@ abx_opts=            # stage 2: options of local/abx.sh (the ABX set, where the 
 train_set=train
 valid_set=validation
 test_set=test
+target_sources="drums bass piano guitar"  # stages 3-5: instruments with separators and extractors
+triplet_models="clean cascade"            # stage 4: conf/<name>.yaml for each (clean*, cascade*)
+train_opts=          # stages 3-7: key=value overrides added to every training (e.g. trainer.max_epochs=1)
 
 help_message=$(cat <<HELP
 Usage: $0 [options]
@@ -58,6 +64,9 @@ Options (default in brackets):
   --data-opts STR    options of local/data.sh [$data_opts]
   --segment-seconds "S..."  segment tables of stage 2 [$segment_seconds]
   --abx-opts STR     options of local/abx.sh [$abx_opts]
+  --target-sources "S..."  instruments separated and embedded in stages 3-5 [$target_sources]
+  --triplet-models "M..."  stage 4 models, one conf/<M>.yaml each [$triplet_models]
+  --train-opts "K=V..."    overrides for every training, e.g. "trainer.max_epochs=1" [$train_opts]
   --train-set / --valid-set / --test-set NAME   [$train_set / $valid_set / $test_set]
   --config FILE      shell file of option assignments, read where it appears
   --help             this message
@@ -130,15 +139,56 @@ stage_dump() {
   fi
 }
 
+train() {  # train NAME CONFIG [key=value ...]: one training under ${cuda_cmd} into exp/NAME/
+  local name=$1 config=$2
+  shift 2
+  [ -f "${config}" ] || { log "ERROR: ${config} does not exist"; exit 1; }
+  log "  training ${name} (${config}); log: ${exp_dir}/${name}/log/train.log"
+  ${cuda_cmd} --gpu "${ngpu}" "${exp_dir}/${name}/log/train.log" \
+    inmsrl train --config "${config}" --exp-dir "${exp_dir}/${name}" --ngpu "${ngpu}" \
+      "seed=${seed}" "${data_overrides[@]}" "$@"
+  grep -h -E 'finished after|is already done' "${exp_dir}/${name}/log/train.log" | tail -n 1 || true
+}
+# shellcheck disable=SC2206
+data_overrides=("task.train_dump=${dump_dir}/${train_set}" "task.valid_dump=${dump_dir}/${valid_set}"
+                ${train_opts})
+
+stage_mss() {
+  local list="${exp_dir}/mss/sources.list" n
+  mkdir -p "${exp_dir}/mss"
+  printf '%s\n' ${target_sources} > "${list}"
+  n=$(wc -l < "${list}")
+  log "  ${n} separators (${target_sources}); logs: ${exp_dir}/mss/log/train.*.log"
+  ${cuda_cmd} --gpu "${ngpu}" JOB=1:"${n}" "${exp_dir}/mss/log/train.JOB.log" \
+    scripts/train_per_source.sh "${list}" JOB "${conf_dir}/mss.yaml" "${exp_dir}/mss" "${ngpu}" \
+      "seed=${seed}" "${data_overrides[@]}"
+}
+
+stage_triplet() {
+  local name
+  for name in ${triplet_models}; do
+    case "${name}" in
+      cascade*) train "${name}" "${conf_dir}/${name}.yaml" "task.separators=${exp_dir}/mss/{source}" ;;
+      *) train "${name}" "${conf_dir}/${name}.yaml" ;;
+    esac
+  done
+}
+
+stage_e2e_ft() {
+  train cascade_ft "${conf_dir}/cascade_ft.yaml" "task.init=${exp_dir}/cascade"
+}
+
 run_stage 0 "corpus" stage_corpus
 run_stage 1 "data preparation" stage_data
 run_stage 2 "dump, segments and ABX preparation" stage_dump
-run_stage 3 "MSS training" -
-run_stage 4 "triplet training of Clean and Cascade extractors" -
-run_stage 5 "E2E-FT (Cascade-FT)" -
+run_stage 3 "MSS training" stage_mss
+run_stage 4 "triplet training of Clean and Cascade extractors" stage_triplet
+run_stage 5 "E2E-FT (Cascade-FT)" stage_e2e_ft
 run_stage 6 "Direct family" -
 run_stage 7 "PAFT" -
 run_stage 8 "scoring" -
 
 log "Finished in ${SECONDS} s. Stages run: ${stages_run[*]:-none}${stages_skipped[*]:+; not yet available: ${stages_skipped[*]}}."
 log "This command line is kept in ${exp_dir}/command_history.sh"
+exit 0
+}

@@ -26,6 +26,7 @@ fi
 cd "${target}"
 ln -s ../TEMPLATE/inmsrl.sh inmsrl.sh
 ln -s ../../utils utils
+ln -s ../TEMPLATE/scripts scripts
 cp "${template}/path.sh" "${template}/cmd.sh" "${template}/db.sh" .
 mkdir -p conf local
 cp "${template}/conf/slurm.conf" "${template}/conf/queue.conf" conf/

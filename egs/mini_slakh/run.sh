@@ -8,5 +8,4 @@ set -euo pipefail
 ./inmsrl.sh \
   --nj 2 \
   --conf-dir conf \
-  --corpus-opts "--num-tracks 24 --duration 30 --seed 0" \
   "$@"

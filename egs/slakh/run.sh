@@ -9,4 +9,5 @@ set -euo pipefail
   --nj 16 \
   --ngpu 1 \
   --conf-dir conf/paper \
+  --triplet-models "clean cascade cascade_wo_pseudo" \
   "$@"

@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from torch.multiprocessing import ProcessRaisedException
 
+    from inmsrl.data.dump import DumpError
+    from inmsrl.data.triplets import SamplingError
+    from inmsrl.models.config import ModelConfigError
+    from inmsrl.tasks.common import TaskConfigError
     from inmsrl.train.checkpoint import CheckpointError
     from inmsrl.train.config import ConfigError, apply_overrides, load_config
     from inmsrl.train.distributed import LaunchError
@@ -40,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         config = apply_overrides(load_config(args.config), [*args.overrides, *args.set_overrides],
                                  source=args.config)
         result = train(config, args.exp_dir, ngpu=args.ngpu, resume=args.resume)
-    except (ConfigError, LaunchError, KeyError) as err:
+    except (ConfigError, LaunchError, KeyError, TaskConfigError, ModelConfigError, SamplingError,
+            DumpError) as err:
         print(f"inmsrl train: {err}", file=sys.stderr)
         return 2
     except (TrainingError, CheckpointError) as err:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from inmsrl.data.dump import Dump
 from inmsrl.data.segments import SegmentTable, ensure_segment_tables
 from inmsrl.data.triplets import pcm_to_float
 from inmsrl.models.config import build_model
+from inmsrl.models.separator import SourceSeparator
 
 
 class TaskConfigError(ValueError):
@@ -71,14 +72,33 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def load_trained(exp_dir: str | Path, sources: list[str] | tuple[str, ...],
-                 map_location: str | torch.device = "cpu") -> nn.Module:
-    """The model a finished training in ``exp_dir`` produced (its ``final.pt`` and model config)."""
+def _final_checkpoint(exp_dir: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     final = Path(exp_dir) / "final.pt"
     if not final.is_file():
         raise TaskConfigError(f"{final} does not exist: the training in {exp_dir} has not finished")
-    checkpoint = torch.load(final, map_location=map_location, weights_only=False)
+    return torch.load(final, map_location=map_location, weights_only=False)
+
+
+def load_trained(exp_dir: str | Path, sources: Sequence[str],
+                 map_location: str | torch.device = "cpu") -> nn.Module:
+    """The model a finished training in ``exp_dir`` produced (its ``final.pt`` and model config)."""
+    checkpoint = _final_checkpoint(exp_dir, map_location)
     model = build_model(checkpoint["config"]["model"], sources)
-    state = {k.removeprefix("module."): v for k, v in checkpoint["model"].items()}
-    model.load_state_dict(state)
+    model.load_state_dict({k.removeprefix("module."): v for k, v in checkpoint["model"].items()})
     return model
+
+
+def load_separators_into(separator: SourceSeparator, pattern: str, sources: Sequence[str]) -> None:
+    """Fill each of ``separator``'s U-Nets from its own stage-3 experiment, ``pattern`` with ``{source}``."""
+    for name in separator.sources:
+        trained = load_trained(pattern.format(source=name), sources)
+        separator.separators[name].load_state_dict(trained.separators[name].state_dict())
+
+
+def load_separator_set(pattern: str, names: Sequence[str], sources: Sequence[str]) -> SourceSeparator:
+    """The separators of ``names``, trained one per experiment in stage 3, as one SourceSeparator."""
+    config = dict(_final_checkpoint(pattern.format(source=names[0]))["config"]["model"],
+                  target_sources=list(names))
+    separator = build_model(config, sources)
+    load_separators_into(separator, pattern, sources)
+    return separator

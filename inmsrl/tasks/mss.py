@@ -55,7 +55,11 @@ class MSSTask(Task):
                               num_workers=self.workers)
 
     def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        stems = stems_of(batch)
-        separation = model(stems.sum(dim=1))
-        target = unwrap(model).magnitude(stems[:, self.index])
-        return {"loss": (separation.magnitudes[:, 0].float() - target).abs().mean()}
+        return separation_losses(model, stems_of(batch), self.index)
+
+
+def separation_losses(model: nn.Module, stems: torch.Tensor, source: int) -> dict[str, torch.Tensor]:
+    """L1 between the separated and the clean magnitude of ``source``; ``stems`` (B, S, L) float."""
+    separation = model(stems.sum(dim=1))
+    target = unwrap(model).magnitude(stems[:, source])
+    return {"loss": (separation.magnitudes[:, 0].float() - target).abs().mean()}

@@ -25,6 +25,7 @@ from inmsrl.data.triplets import TripletDataset
 from inmsrl.models.config import build_model
 from inmsrl.tasks.common import (
     TaskConfigError,
+    load_separators_into,
     load_trained,
     open_set,
     option,
@@ -73,9 +74,7 @@ class TripletTask(Task):
         if separators:
             if not hasattr(model, "separator"):
                 raise TaskConfigError("task.separators is set but the model has no separators")
-            for name in model.sources:  # one stage-3 experiment per instrument
-                trained = load_trained(str(separators).format(source=name), self.sources)
-                model.separator.separators[name].load_state_dict(trained.separators[name].state_dict())
+            load_separators_into(model.separator, str(separators), self.sources)
         init = option(self.config, "init", None)
         if init:
             model.load_state_dict(load_trained(Path(init), self.sources).state_dict())
@@ -101,20 +100,26 @@ class TripletTask(Task):
                               num_workers=self.workers)
 
     def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        stems = stems_of(batch)                       # (B, 3, S, L)
-        batch_size = stems.shape[0]
-        flat = stems.flatten(0, 1)                    # (B·3, S, L)
-        inner = unwrap(model)
-        output = model(flat) if inner.takes_stems else model(flat.sum(dim=1))
-        embeddings = output if isinstance(output, torch.Tensor) else output.embeddings
-        embeddings = embeddings.float().view(batch_size, 3, *embeddings.shape[1:])
-        rows = self.embedding_row.to(embeddings.device)[batch["target"]]
-        chosen = embeddings[torch.arange(batch_size, device=embeddings.device), :, rows]  # (B, 3, D)
-        triplet = triplet_loss(chosen[:, 0], chosen[:, 1], chosen[:, 2], self.margin)
-        losses = {"loss": triplet, "triplet": triplet.detach()}
-        if self.separation_weight > 0:
-            target = inner.target_magnitudes(flat)
-            separation = (output.separation.magnitudes.float() - target).abs().mean()
-            losses["separation"] = separation.detach()
-            losses["loss"] = triplet + self.separation_weight * separation
-        return losses
+        rows = self.embedding_row.to(batch["target"].device)[batch["target"]]
+        return triplet_losses(model, stems_of(batch), rows, self.margin, self.separation_weight)
+
+
+def triplet_losses(model: nn.Module, stems: torch.Tensor, rows: torch.Tensor, margin: float,
+                   separation_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    """Losses of a batch of triplets: ``stems`` (B, 3, S, L) float, ``rows`` (B,) the target's row in
+    the model's embeddings; the auxiliary L1 separation loss over all three roles if weighted."""
+    batch_size = stems.shape[0]
+    flat = stems.flatten(0, 1)                    # (B·3, S, L)
+    inner = unwrap(model)
+    output = model(flat) if inner.takes_stems else model(flat.sum(dim=1))
+    embeddings = output if isinstance(output, torch.Tensor) else output.embeddings
+    embeddings = embeddings.float().view(batch_size, 3, *embeddings.shape[1:])
+    chosen = embeddings[torch.arange(batch_size, device=embeddings.device), :, rows]  # (B, 3, D)
+    triplet = triplet_loss(chosen[:, 0], chosen[:, 1], chosen[:, 2], margin)
+    losses = {"loss": triplet, "triplet": triplet.detach()}
+    if separation_weight > 0:
+        target = inner.target_magnitudes(flat)
+        separation = (output.separation.magnitudes.float() - target).abs().mean()
+        losses["separation"] = separation.detach()
+        losses["loss"] = triplet + separation_weight * separation
+    return losses

@@ -8,4 +8,4 @@ data_dir=data
 db_require MINI_SLAKH
 
 inmsrl prepare-slakh --corpus "${MINI_SLAKH}" --layout redux --split redux \
-  --out "${data_dir}" --audio-out submixes
+  --out "${data_dir}" --audio-out "$(dirname "${data_dir}")/submixes"

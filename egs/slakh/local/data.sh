@@ -10,7 +10,7 @@ jobs=8
 . ./db.sh
 db_require SLAKH
 
-opts=(--corpus "${SLAKH}" --split "${split}" --out "${data_dir}" --audio-out submixes
+opts=(--corpus "${SLAKH}" --split "${split}" --out "${data_dir}" --audio-out "$(dirname "${data_dir}")/submixes"
       --jobs "${jobs}")
 [ -n "${redux_json}" ] && opts+=(--redux-json "${redux_json}")
 inmsrl prepare-slakh "${opts[@]}"
