@@ -36,6 +36,8 @@ test_set=test
 target_sources="drums bass piano guitar"  # stages 3-5: instruments with separators and extractors
 triplet_models="clean cascade"            # stage 4: conf/<name>.yaml for each (clean*, cascade*)
 train_opts=          # stages 3-7: key=value overrides added to every training (e.g. trainer.max_epochs=1)
+score_models=        # stage 8: experiments to score [every finished one]
+score_opts=          # stage 8: options of inmsrl embed, e.g. "--vis-per-pair 3 --pseudo-targets 5"
 
 help_message=$(cat <<HELP
 Usage: $0 [options]
@@ -67,6 +69,8 @@ Options (default in brackets):
   --target-sources "S..."  instruments separated and embedded in stages 3-5 [$target_sources]
   --triplet-models "M..."  stage 4 models, one conf/<M>.yaml each [$triplet_models]
   --train-opts "K=V..."    overrides for every training, e.g. "trainer.max_epochs=1" [$train_opts]
+  --score-models "M..."    experiments scored in stage 8 [every finished one]
+  --score-opts STR         options of inmsrl embed in stage 8 [$score_opts]
   --train-set / --valid-set / --test-set NAME   [$train_set / $valid_set / $test_set]
   --config FILE      shell file of option assignments, read where it appears
   --help             this message
@@ -178,6 +182,65 @@ stage_e2e_ft() {
   train cascade_ft "${conf_dir}/cascade_ft.yaml" "task.init=${exp_dir}/cascade"
 }
 
+stage_scoring() {
+  local scores="${exp_dir}/scores" name models=() sdr_models=() abx=() baselines=(mfcc_clean)
+  if [ -n "${score_models}" ]; then
+    # shellcheck disable=SC2206
+    models=(${score_models})
+  else
+    for name in clean cascade cascade_ft direct direct_da direct_reconst \
+        $(cd "${exp_dir}" && ls -d paft_* 2>/dev/null); do
+      [ -f "${exp_dir}/${name}/done" ] && models+=("${name}")
+    done
+  fi
+  [ -f "${dump_dir}/abx/inst_sim_abx_answers.csv" ] && abx=(--abx-dir "${dump_dir}/abx")
+  embed_model() {  # embed_model NAME MODEL-OPTIONS...: one job array of inmsrl embed
+    local name=$1
+    shift
+    log "  embedding ${name}; logs: ${scores}/embeddings/${name}/log/embed.*.log"
+    # shellcheck disable=SC2086
+    ${decode_cmd} JOB=1:"${nj}" "${scores}/embeddings/${name}/log/embed.JOB.log" \
+      inmsrl embed --dump "${dump_dir}/${test_set}" --out "${scores}/embeddings/${name}" --name "${name}" \
+        --part JOB --num-parts "${nj}" --seed "${seed}" "${abx[@]}" "$@" ${score_opts}
+  }
+  sdr_job() {  # sdr_job NAME OPTIONS...: one job array of inmsrl sdr
+    local name=$1
+    shift
+    log "  SDR of ${name}; logs: ${scores}/sdr/log/${name}.*.log"
+    ${decode_cmd} JOB=1:"${nj}" "${scores}/sdr/log/${name}.JOB.log" \
+      inmsrl sdr --dump "${dump_dir}/${test_set}" --out "${scores}/sdr" --name "${name}" \
+        --part JOB --num-parts "${nj}" "$@"
+  }
+  for name in "${models[@]}"; do
+    case "${name}" in
+      paft_*) embed_model "${name}" --exp-dir "${exp_dir}/${name}" --sets abx ;;  # Table 5 only
+      *) embed_model "${name}" --exp-dir "${exp_dir}/${name}" ;;
+    esac
+    case "${name}" in paft_*) ;; cascade*|direct_reconst*) sdr_models+=("${name}") ;; esac
+  done
+  # shellcheck disable=SC2086
+  embed_model mfcc_clean --baseline mfcc-clean --sources ${target_sources}
+  if [ -n "$(ls "${exp_dir}"/mss/*/done 2>/dev/null)" ]; then
+    # shellcheck disable=SC2086
+    embed_model mfcc_cascade --baseline mfcc-cascade --separators "${exp_dir}/mss/{source}" \
+      --sources ${target_sources}
+    baselines+=(mfcc_cascade)
+  fi
+  # shellcheck disable=SC2046
+  sdr_job mixture --mixture --sources $(cat "${data_dir}/${test_set}/sources")
+  for name in "${sdr_models[@]}"; do
+    sdr_job "${name}" --exp-dir "${exp_dir}/${name}"
+  done
+  log "  scores -> ${scores}/scores.json (log: ${scores}/log/score.log)"
+  ${train_cmd} "${scores}/log/score.log" \
+    inmsrl score --scores-dir "${scores}" --models "${models[@]}" "${baselines[@]}" "${abx[@]}" \
+      --seed "${seed}"
+  # shellcheck disable=SC2086
+  inmsrl report --scores-dir "${scores}" --out RESULTS.md --mean-sources ${target_sources} \
+    --title "inmsrl results: $(basename "${PWD}")"
+  log "  wrote RESULTS.md, RESULTS.json and RESULTS_tsne.png in ${PWD}"
+}
+
 run_stage 0 "corpus" stage_corpus
 run_stage 1 "data preparation" stage_data
 run_stage 2 "dump, segments and ABX preparation" stage_dump
@@ -186,7 +249,7 @@ run_stage 4 "triplet training of Clean and Cascade extractors" stage_triplet
 run_stage 5 "E2E-FT (Cascade-FT)" stage_e2e_ft
 run_stage 6 "Direct family" -
 run_stage 7 "PAFT" -
-run_stage 8 "scoring" -
+run_stage 8 "scoring" stage_scoring
 
 log "Finished in ${SECONDS} s. Stages run: ${stages_run[*]:-none}${stages_skipped[*]:+; not yet available: ${stages_skipped[*]}}."
 log "This command line is kept in ${exp_dir}/command_history.sh"

@@ -8,4 +8,5 @@ set -euo pipefail
 ./inmsrl.sh \
   --nj 2 \
   --conf-dir conf \
+  --score-opts "--pseudo-targets 5 --vis-pieces 6 --vis-segments 3 --vis-per-pair 2" \
   "$@"

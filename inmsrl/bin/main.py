@@ -21,7 +21,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "validate-data-dir": ("validate_data_dir", "check data directories against the contract"),
     "abx-table": ("abx_table", "count Inst-Sim-ABX triplets and responses (the paper's Table 1)"),
     "abx-simulate": ("abx_simulate", "simulated-listener Inst-Sim-ABX set for a synthetic corpus"),
+    "quick-eval": ("quick_eval", "SDR of separators and 5-NN same-song accuracy of trained models"),
     "train": ("train", "train one stage from a YAML config in an experiment directory (resumable, DDP)"),
+    "embed": ("embed", "embed the evaluation sets of a test dump with one model (one share per job)"),
+    "sdr": ("sdr", "SDR per test track of a separating model or of the mixture (one share per job)"),
+    "score": ("score", "MES-Normal/Pseudo, ABX agreement, SDR, t-SNE from the stored embeddings"),
+    "report": ("report", "RESULTS.md/JSON and the t-SNE figure from the scores"),
 }
 
 

@@ -1,17 +1,43 @@
-"""MES-Normal (paper §4.2.1): music-ID estimation by 5-nearest-neighbour vote, per source.
+"""Music-ID estimation scores (paper §4.2.1, §4.2.2, Table 6) by k-nearest-neighbour vote, per source.
 
-For source ``s``, every segment where ``s`` is active is a query; its neighbours are the other such
-segments (leave-one-out) in the space of ``s``'s embedding alone; the predicted music ID is the
-majority label of the ``k`` nearest (ties go to the label whose nearest member is closest). The score
-is the share of queries whose prediction is their own track. Euclidean distance, as in training.
+For source ``s`` only ``s``'s embedding is used (the other dimensions are masked) and only items where
+``s`` is audible are queries or neighbours. A query's neighbours are the ``k`` nearest items outside
+its *exclusion group*; its predicted ID is their majority label (ties go to the label whose member is
+nearest). The score is the share of queries predicted right. Euclidean distance, as in training.
+
+* MES-Normal: label = the segment's piece; group = the query alone (leave-one-out).
+* MES-Pseudo: items built for ``s``; label = the piece ``s`` comes from (the target piece); group =
+  the query's own pseudo piece (target piece, non-target piece): none of its segments may vote.
+* Table 6 (visualisation set): the same for the target piece's ID and for the non-target piece's ID.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
+from sklearn.metrics import pairwise_distances
 
 from inmsrl.eval.embeddings import EmbeddingSet
+
+K_NEIGHBOURS = 5
+_CHUNK = 2048  # query rows per distance block: bounds memory for large test sets
+
+
+@dataclass(frozen=True)
+class IdScore:
+    """A music-ID accuracy over ``queries`` queries among ``classes`` music IDs."""
+
+    accuracy: float
+    queries: int
+    classes: int
+
+    @property
+    def chance(self) -> float:
+        return 1.0 / self.classes if self.classes else float("nan")
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
 
 
 def knn_vote(neighbour_labels: np.ndarray) -> np.ndarray:
@@ -24,21 +50,77 @@ def knn_vote(neighbour_labels: np.ndarray) -> np.ndarray:
     return np.array(votes)
 
 
-def music_id_accuracy(vectors: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
-    """Leave-one-out ``k``-NN music-ID accuracy of ``vectors`` (n, d) with track ``labels`` (n,)."""
-    if len(vectors) <= k:
-        raise ValueError(f"{len(vectors)} segments are too few for a {k}-NN leave-one-out score")
-    index = NearestNeighbors(n_neighbors=k + 1).fit(vectors)
-    _, neighbours = index.kneighbors(vectors)
-    # Drop each query itself (normally its own first neighbour; exact duplicates may reorder).
-    others = np.array([[j for j in row if j != i][:k] for i, row in enumerate(neighbours)])
-    return float(np.mean(knn_vote(labels[others]) == labels))
+def knn_predict(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = K_NEIGHBOURS
+                ) -> np.ndarray:
+    """Predicted label of every item from its ``k`` nearest items of *other* groups."""
+    vectors, labels, groups = np.asarray(vectors, np.float64), np.asarray(labels), np.asarray(groups)
+    _, group_ids = np.unique(groups, return_inverse=True)
+    largest_group = np.bincount(group_ids).max() if len(group_ids) else 0
+    if len(vectors) - largest_group < k:
+        raise ValueError(f"{len(vectors)} items in groups of up to {largest_group} leave fewer than {k} "
+                         f"neighbours for a {k}-NN vote")
+    predictions = []
+    for begin in range(0, len(vectors), _CHUNK):
+        rows = slice(begin, begin + _CHUNK)
+        distances = pairwise_distances(vectors[rows], vectors)
+        distances[group_ids[rows, None] == group_ids[None, :]] = np.inf
+        nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(distances, nearest, 1).argsort(axis=1, kind="stable")
+        predictions.append(knn_vote(labels[np.take_along_axis(nearest, order, 1)]))
+    return np.concatenate(predictions) if predictions else np.zeros(0, labels.dtype)
 
 
-def mes_normal(embeddings: EmbeddingSet, k: int = 5) -> dict[str, float]:
+def knn_accuracy(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
+                 k: int = K_NEIGHBOURS) -> IdScore:
+    """Share of items whose k-NN vote (excluding their own group; leave-one-out without groups) is right."""
+    labels = np.asarray(labels)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    predicted = knn_predict(vectors, labels, groups, k)
+    return IdScore(float(np.mean(predicted == labels)), len(labels), len(np.unique(labels)))
+
+
+def music_id_accuracy(vectors: np.ndarray, labels: np.ndarray, k: int = K_NEIGHBOURS) -> float:
+    """Leave-one-out ``k``-NN music-ID accuracy of ``vectors`` (n, d) with piece ``labels`` (n,)."""
+    return knn_accuracy(vectors, labels, None, k).accuracy
+
+
+def mes_normal(embeddings: EmbeddingSet, k: int = K_NEIGHBOURS) -> dict[str, IdScore]:
     """MES-Normal per embedded source, on the segments where that source is active."""
     scores = {}
-    for s, name in enumerate(embeddings.sources):
-        keep = embeddings.active[:, s]
-        scores[name] = music_id_accuracy(embeddings.vectors[keep, s], embeddings.track_ids[keep], k)
+    for j, name in enumerate(embeddings.sources):
+        keep = embeddings.active[:, j]
+        scores[name] = knn_accuracy(embeddings.vectors[keep, j], embeddings.source_track(name)[keep], None, k)
+    return scores
+
+
+def _pseudo_rows(embeddings: EmbeddingSet, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows built for ``source`` with it audible, and their target and non-target piece ids."""
+    b = embeddings.dump_sources.index(source)
+    other = next(s for s in range(len(embeddings.dump_sources)) if s != b)
+    keep = (embeddings.target == b) & embeddings.active[:, embeddings.column(source)]
+    return np.flatnonzero(keep), embeddings.origins[keep, b, 0], embeddings.origins[keep, other, 0]
+
+
+def mes_pseudo(embeddings: EmbeddingSet, k: int = K_NEIGHBOURS) -> dict[str, IdScore]:
+    """MES-Pseudo per embedded source that the set has items for (label: the target piece)."""
+    scores = {}
+    for j, name in enumerate(embeddings.sources):
+        rows, target_piece, other_piece = _pseudo_rows(embeddings, name)
+        if len(rows):
+            pieces = target_piece * (len(embeddings.track_ids) + 1) + other_piece
+            scores[name] = knn_accuracy(embeddings.vectors[rows, j], target_piece, pieces, k)
+    return scores
+
+
+def target_and_non_target(embeddings: EmbeddingSet, k: int = K_NEIGHBOURS
+                          ) -> dict[str, dict[str, IdScore]]:
+    """Table 6: per source, MES-Pseudo for the target pieces' IDs and for the non-target pieces' IDs."""
+    scores = {}
+    for j, name in enumerate(embeddings.sources):
+        rows, target_piece, other_piece = _pseudo_rows(embeddings, name)
+        if len(rows):
+            pieces = target_piece * (len(embeddings.track_ids) + 1) + other_piece
+            vectors = embeddings.vectors[rows, j]
+            scores[name] = {"target": knn_accuracy(vectors, target_piece, pieces, k),
+                            "non_target": knn_accuracy(vectors, other_piece, pieces, k)}
     return scores

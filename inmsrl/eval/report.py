@@ -1,0 +1,264 @@
+"""RESULTS.md and RESULTS.json of a recipe, generated from its scores (``inmsrl score``'s scores.json).
+
+The Markdown has the environment (date, versions, git revision, devices) and the paper's Tables 1-6 in
+their shape — methods as rows, instruments as columns, "-" where a model has no such embedding — with
+every trained model, the MFCC baselines and chance level; the JSON holds the same numbers unrounded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from inmsrl.data.abx import CONDITIONS, INSTRUMENT_ORDER
+from inmsrl.eval.plots import plot_tsne
+from inmsrl.eval.scoring import (
+    BASELINES,
+    MIXTURE,
+    SCORES_FILE,
+    TSNE_FILE,
+    model_label,
+    model_order,
+    paft_base,
+)
+
+DASH = "-"
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return DASH if missing else f"{value:.{digits}f}"
+
+
+def _sources(*tables: Mapping[str, Mapping[str, object]]) -> list[str]:
+    names = {s for table in tables for row in table.values() for s in row}
+    return sorted(names, key=lambda s: (INSTRUMENT_ORDER.index(s) if s in INSTRUMENT_ORDER else 99, s))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:"
+                                                               for i in range(len(header))) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _label(scores: Mapping, model: str) -> str:
+    return scores.get("models", {}).get(model, {}).get("label") or model_label(model)
+
+
+def _mes_table(scores: Mapping, key: str, title: str, note: str) -> list[str]:
+    table = scores.get(key, {})
+    if not table:
+        return []
+    sources = _sources(table)
+    rows = [[_label(scores, m), *(_fmt(100 * table[m][s]["accuracy"]) if s in table[m] else DASH
+                                  for s in sources)] for m in model_order(list(table))]
+    chance = scores.get("chance", {}).get(key, {})
+    rows.append(["chance", *(_fmt(100 * chance[s]) if s in chance else DASH for s in sources)])
+    return [f"### {title}", "", note, "", *_table(["Method", *sources], rows), ""]
+
+
+def _sdr_table(scores: Mapping) -> list[str]:
+    table = scores.get("sdr", {})
+    if not table:
+        return []
+    sources = _sources({m: v for m, v in table.items() if m != MIXTURE}) or _sources(table)
+    order = sorted(model_order(list(table)), key=lambda m: m != MIXTURE)  # the reference row first
+    rows = [[_label(scores, m), *(_fmt(table[m].get(s)) for s in sources)] for m in order]
+    tracks = scores.get("config", {}).get("sdr_tracks", {})
+    count = max(tracks.values()) if tracks else 0
+    return ["### Table 4: separation quality, SDR (dB)", "",
+            f"museval BSS Eval v4, median over 1 s frames, then over {count} test tracks; the unprocessed "
+            "mixture is the reference row.", "", *_table(["Method", *sources], rows), ""]
+
+
+def _agreement_cell(cell: Mapping | None) -> str:
+    if cell is None or cell.get("accuracy") is None:
+        return DASH
+    low, high = cell["ci95"]
+    return f"{100 * cell['accuracy']:.2f} [{_fmt(100 * low if low is not None else None)}, " \
+           f"{_fmt(100 * high if high is not None else None)}]"
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
+    abx = scores.get("abx", {})
+    per_model = abx.get("models", {})
+    if not per_model:
+        return []
+    models = model_order(list(per_model))
+    plain = [m for m in models if paft_base(m) is None]
+    paft: dict[str, list[str]] = {}
+    for m in models:
+        if paft_base(m) is not None:
+            paft.setdefault(paft_base(m), []).append(m)
+    split = "the held-out 30 % of the ABX data (PAFT trains on the rest)" if abx.get("split") == "test" \
+        else "all ABX triplets"
+    lines = ["### Table 5: perceptual similarity agreement (%)", "",
+             f"Agreement with the listeners' majority on the triplets of {split} where more than 75 % of "
+             "the answers agree; [95 % Clopper-Pearson interval]; mean = mean over "
+             f"{', '.join(mean_sources)}. \"w/ PAFT\" rows give mean ± std over PAFT runs where there are "
+             "several. Chance: 50 %.", ""]
+    for condition in CONDITIONS:
+        sources = _sources({m: per_model[m].get(condition, {}) for m in models})
+        if not sources:
+            continue
+        rows = []
+        for m in plain + [b for b in paft if b not in plain]:
+            cells = per_model.get(m, {}).get(condition, {})
+            if m in per_model:
+                values = [cells[s]["accuracy"] for s in mean_sources if s in cells]
+                rows.append([_label(scores, m), *(_agreement_cell(cells.get(s)) for s in sources),
+                             _fmt(100 * _mean(values) if values else None)])
+            runs = paft.get(m, [])
+            if runs:
+                cell_runs = [per_model[r].get(condition, {}) for r in runs]
+                row = [f"{model_label(m)} w/ PAFT" + (f" ({len(runs)} runs)" if len(runs) > 1 else "")]
+                for s in sources:
+                    acc = [c[s]["accuracy"] for c in cell_runs if s in c]
+                    if not acc:
+                        row.append(DASH)
+                    elif len(acc) == 1:
+                        row.append(_agreement_cell(cell_runs[0][s]))
+                    else:
+                        row.append(f"{100 * np.mean(acc):.2f} ± {100 * np.std(acc):.2f}")
+                means = [_mean([c[s]["accuracy"] for s in mean_sources if s in c]) for c in cell_runs]
+                means = [v for v in means if v is not None]
+                row.append(_fmt(100 * float(np.mean(means)) if means else None))
+                rows.append(row)
+        counts = abx.get("evaluated", {}).get(condition, {})
+        lines += [f"**{condition}** (triplets evaluated: "
+                  + ", ".join(f"{s} {counts.get(s, 0)}" for s in sources) + ")", "",
+                  *_table(["Method", *sources, "mean"], rows), ""]
+    return lines
+
+
+def _abx_counts(scores: Mapping) -> list[str]:
+    counts = scores.get("abx", {}).get("counts", {})
+    if not counts:
+        return []
+    cells = {tuple(key.split("/")): value for key, value in counts.items()}
+    sources = _sources({"all": {i: 1 for (i, _) in cells}})
+    rows = []
+    for what, total, kept in (("The number of ABX data", "triplets", "confident_triplets"),
+                              ("The number of subject responses", "responses", "confident_responses")):
+        rows.append([f"**{what}**", *([""] * len(sources))])
+        for field, name in ((total, "all"), (kept, "above 75%")):
+            for condition in CONDITIONS:
+                rows.append([f"{name} ({condition})",
+                             *(str(cells.get((s, condition), {}).get(field, 0)) for s in sources)])
+    return ["### Table 1: ABX data", "", f"From {scores['abx'].get('dir', '')}.", "",
+            *_table(["", *sources], rows), ""]
+
+
+def _table6(scores: Mapping) -> list[str]:
+    table = scores.get("table6", {})
+    if not table:
+        return []
+    sources = _sources(table)
+    rows = []
+    for m in model_order(list(table)):
+        row = table[m]
+        rows.append([_label(scores, m),
+                     *(_fmt(100 * row[s]["target"]["accuracy"]) if s in row else DASH for s in sources),
+                     *(_fmt(100 * row[s]["non_target"]["accuracy"]) if s in row else DASH for s in sources)])
+    chance = scores.get("chance", {}).get("table6", {})
+    chance_row = [_fmt(100 * chance[s]) if s in chance else DASH for s in sources]
+    rows.append(["chance", *chance_row, *chance_row])
+    header = ["Method", *(f"target {s} ↑" for s in sources), *(f"non-target {s} ↓" for s in sources)]
+    return ["### Table 6: MES-Pseudo of the visualisation set, target and non-target music IDs (%)", "",
+            "5-NN vote on the pseudo segments of the figure, excluding the query's own pseudo piece; "
+            "high for the target piece's ID and low for the non-target piece's ID means the model hears "
+            "the target instrument only.", "", *_table(header, rows), ""]
+
+
+def _environment(environment: Mapping, scores: Mapping) -> list[str]:
+    packages = environment.get("packages", {})
+    devices = sorted({info.get("device", "") for info in scores.get("models", {}).values()} - {""})
+    lines = ["## Environment", "",
+             f"- date: {environment.get('date', '')}",
+             f"- inmsrl {environment.get('inmsrl', '')}, git {environment.get('git', '')}",
+             f"- python {environment.get('python', '')} on {environment.get('platform', '')}",
+             "- " + ", ".join(f"{k} {v}" for k, v in packages.items()),
+             f"- devices of this machine: {'; '.join(environment.get('devices', []))}"]
+    if devices:
+        lines.append(f"- embeddings computed on: {'; '.join(devices)}")
+    return lines + [""]
+
+
+def _models_section(scores: Mapping) -> list[str]:
+    models = scores.get("models", {})
+    if not models:
+        return []
+    rows = [[_label(scores, m), m, models[m].get("kind", ""), ", ".join(models[m].get("sources", [])),
+             models[m].get("exp_dir", "") or DASH] for m in model_order(list(models))]
+    return ["## Models", "", *_table(["Method", "name", "kind", "embedded sources", "experiment"], rows), ""]
+
+
+def render_markdown(scores: Mapping, environment: Mapping, title: str = "Results", figure: str | None = None,
+                    mean_sources: Sequence[str] = ("drums", "bass", "piano", "guitar")) -> str:
+    """The RESULTS.md text of ``scores`` (as ``score_all`` returns them)."""
+    k = scores.get("config", {}).get("k", 5)
+    seconds = scores.get("config", {}).get("segment_seconds", 10)
+    lines = [f"# {title}", "",
+             "Generated by `inmsrl report` from the scores of recipe stage 8 (re-run `--stage 8` to "
+             "rebuild); every number is also in RESULTS.json. Learned models are shown against the "
+             f"MFCC-statistics baselines ({'; '.join(model_label(b) for b in BASELINES)}) and chance "
+             "level.", ""]
+    lines += _environment(environment, scores)
+    lines += _models_section(scores)
+    lines += ["## Tables", ""]
+    lines += _abx_counts(scores)
+    lines += _mes_table(scores, "mes_normal", "Table 2: MES-Normal (%)",
+                        f"{k}-NN music-ID accuracy on every {seconds:g} s test segment, leave-one-out, each "
+                        "instrument with its own dimensions only, silent targets left out.")
+    lines += _mes_table(scores, "mes_pseudo", "Table 3: MES-Pseudo (%)",
+                        f"{k}-NN music-ID accuracy on the pseudo test pieces (target pieces with their "
+                        "pseudo pieces); the label is the target piece, a query's own piece never votes.")
+    lines += _sdr_table(scores)
+    lines += _abx_tables(scores, mean_sources)
+    lines += _table6(scores)
+    if figure:
+        lines += ["### Figure 7: t-SNE of the visualisation set", "",
+                  f"![t-SNE: colour = target piece, marker = non-target piece]({figure})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(scores_dir: str | Path, out: str | Path, environment: Mapping, title: str = "Results",
+                 mean_sources: Sequence[str] = ("drums", "bass", "piano", "guitar")) -> dict[str, Path]:
+    """Write ``out`` (RESULTS.md), the JSON beside it and the t-SNE figure; returns their paths."""
+    scores_dir, out = Path(scores_dir), Path(out)
+    scores_path = scores_dir / SCORES_FILE
+    if not scores_path.is_file():
+        raise FileNotFoundError(f"{scores_path} does not exist: run 'inmsrl score' first")
+    scores = json.loads(scores_path.read_text())
+    written = {"markdown": out, "json": out.with_suffix(".json")}
+    figure = None
+    tsne_path = scores_dir / TSNE_FILE
+    if tsne_path.is_file():
+        with np.load(tsne_path) as data:
+            panels: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+            for key in data.files:
+                model, source, what = key.split("/")
+                panels.setdefault((model, source), {})[what] = data[key]
+        models = [(m, _label(scores, m)) for m in model_order(sorted({m for m, _ in panels}))]
+        sources = _sources({m: {s: 1 for mm, s in panels if mm == m} for m, _ in models})
+        written["figure"] = plot_tsne(panels, models, sources, out.with_name(f"{out.stem}_tsne.png"))
+        figure = written["figure"].name
+    markdown = render_markdown(scores, environment, title, figure, mean_sources)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for path, text in ((out, markdown),
+                       (written["json"], json.dumps({"environment": environment, **scores}, indent=2,
+                                                    allow_nan=False) + "\n")):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return written
+

@@ -1,0 +1,238 @@
+"""Every score of recipe stage 8, computed from the stored embedding and SDR files into one JSON.
+
+Layout of a scores directory (``exp/scores``), written by ``inmsrl embed`` / ``inmsrl sdr`` jobs::
+
+    embeddings/<model>/<set>.<J>-of-<N>.npz   set = normal, pseudo, vis, abx (EmbeddingSet parts)
+    sdr/<model>.<J>-of-<N>.json               per-track SDR of a share of the tracks
+    scores.json, tsne.npz                     what :func:`score_all` writes; the report reads them
+
+Models are named as their experiments (``clean``, ``cascade``, ``cascade_ft``, ``direct``, ``direct_da``,
+``direct_reconst``, ``paft_<model>[_<run>]``) or baselines (``mfcc_clean``, ``mfcc_cascade``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from inmsrl.data.abx import AbxTriplet, agreement_table, confident, read_abx_set, split_train_test
+from inmsrl.eval.agreement import perceptual_agreement
+from inmsrl.eval.embeddings import EmbeddingFileError, EmbeddingSet
+from inmsrl.eval.mes import K_NEIGHBOURS, mes_normal, mes_pseudo, target_and_non_target
+from inmsrl.eval.sdr import median_over_tracks
+
+LEARNED_MODELS = ("clean", "cascade", "cascade_ft", "direct", "direct_da", "direct_reconst")
+BASELINES = ("mfcc_clean", "mfcc_cascade")
+MIXTURE = "mixture"
+LABELS = {
+    "clean": "Clean", "cascade": "Cascade", "cascade_ft": "Cascade-FT", "direct": "Direct",
+    "direct_da": "Direct w/ DA", "direct_reconst": "Direct-Reconst",
+    "mfcc_clean": "MFCC statistics, clean stems", "mfcc_cascade": "MFCC statistics, separated (stage-3 MSS)",
+    "mss": "MSS (stage 3)", MIXTURE: "Mixture (unprocessed)",
+}
+_PAFT = re.compile(r"^paft_(?P<base>.+?)(?:_(?:run|seed)?(?P<run>\d+))?$")
+SCORES_FILE = "scores.json"
+TSNE_FILE = "tsne.npz"
+
+
+def paft_base(name: str) -> str | None:
+    """``paft_cascade_2`` → ``cascade`` (the model PAFT fine-tuned); None for a model without PAFT."""
+    match = _PAFT.match(name)
+    return match.group("base") if match else None
+
+
+def model_label(name: str) -> str:
+    """The name the paper's tables use for experiment ``name``."""
+    base = paft_base(name)
+    if base is not None:
+        run = _PAFT.match(name).group("run")
+        return f"{model_label(base)} w/ PAFT" + (f" (run {run})" if run else "")
+    return LABELS.get(name, name)
+
+
+def model_order(names: Sequence[str]) -> list[str]:
+    """The paper's row order: Clean, Cascade*, Direct*, then PAFT runs, other models, baselines."""
+    known = [*LEARNED_MODELS, MIXTURE, "mss"]
+
+    def key(name: str) -> tuple:
+        base = paft_base(name)
+        if name in BASELINES:
+            return (3, BASELINES.index(name), name)
+        if base is not None:
+            return (1, known.index(base) if base in known else len(known), name)
+        return (0, known.index(name) if name in known else len(known), name)
+
+    return sorted(names, key=key)
+
+
+def _finite(value: float) -> float | None:
+    return value if isinstance(value, float) and math.isfinite(value) else (
+        None if isinstance(value, float) else value)
+
+
+def _clean(obj):
+    """JSON-safe copy: NaN → null (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return _finite(float(obj))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def embedded_models(scores_dir: str | Path) -> list[str]:
+    """The models that have embeddings in ``scores_dir``, in table order."""
+    root = Path(scores_dir) / "embeddings"
+    return model_order([p.name for p in root.iterdir() if p.is_dir()]) if root.is_dir() else []
+
+
+def load_sdr(scores_dir: str | Path) -> dict[str, dict[str, dict[str, float]]]:
+    """``{model: {track: {source: sdr}}}`` from every complete set of SDR part files."""
+    root = Path(scores_dir) / "sdr"
+    parts: dict[str, dict[int, dict[int, Path]]] = {}
+    for path in sorted(root.glob("*.json")) if root.is_dir() else []:
+        match = re.match(r"^(?P<model>.+)\.(?P<j>\d+)-of-(?P<n>\d+)\.json$", path.name)
+        if match:
+            parts.setdefault(match["model"], {}).setdefault(int(match["n"]), {})[int(match["j"])] = path
+    result = {}
+    for model, by_count in parts.items():
+        if len(by_count) > 1:
+            raise EmbeddingFileError(f"{root}: SDR parts of {model} from runs with {sorted(by_count)} jobs; "
+                                     "remove the stale ones")
+        (count, files), = by_count.items()
+        missing = sorted(set(range(1, count + 1)) - set(files))
+        if missing:
+            raise EmbeddingFileError(f"{root}: SDR of {model} misses part(s) {missing} of {count}")
+        tracks: dict[str, dict[str, float]] = {}
+        for j in range(1, count + 1):
+            tracks.update(json.loads(files[j].read_text())["tracks"])
+        result[model] = {t: {s: (float("nan") if v is None else v) for s, v in scores.items()}
+                         for t, scores in tracks.items()}
+    return result
+
+
+def abx_evaluation_set(triplets: Sequence[AbxTriplet], split: str, train_fraction: float, seed: int
+                       ) -> list[AbxTriplet]:
+    """The confident triplets of ``split``: "all", or "test" (PAFT's held-out share)."""
+    if split == "all":
+        return confident(triplets)
+    if split == "test":
+        return confident(split_train_test(triplets, train_fraction, seed)[1])
+    raise ValueError(f"ABX split {split!r} is not 'all' or 'test'")
+
+
+def _load(root: Path, model: str, name: str) -> EmbeddingSet | None:
+    try:
+        return EmbeddingSet.load_parts(root / model, name)
+    except EmbeddingFileError as err:
+        if "no embedding files" in str(err):
+            return None
+        raise
+
+
+def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_dir: str | Path | None = None,
+              abx_split: str = "auto", abx_train_fraction: float = 0.7, seed: int = 0, k: int = K_NEIGHBOURS,
+              tsne: bool = True, log=print) -> dict:
+    """Score every model of ``scores_dir`` (or ``models``) on every set it has; write scores.json and
+    tsne.npz there and return the scores. ``abx_split`` "auto" means "test" when a PAFT model is
+    among them, else "all"."""
+    root = Path(scores_dir)
+    models = model_order(models if models is not None else embedded_models(root))
+    emb_root = root / "embeddings"
+    result: dict = {"config": {"k": k, "seed": seed}, "models": {}, "mes_normal": {}, "mes_pseudo": {},
+                    "table6": {}, "sdr": {}, "abx": {}, "chance": {}}
+    triplets: list[AbxTriplet] = []
+    if abx_dir is not None:
+        abx = read_abx_set(abx_dir)
+        if abx_split == "auto":
+            abx_split = "test" if any(paft_base(m) for m in models) else "all"
+        triplets = abx_evaluation_set(abx.triplets, abx_split, abx_train_fraction, seed)
+        evaluated = {}
+        for t in triplets:
+            evaluated.setdefault(t.condition, {}).setdefault(t.instrument, 0)
+            evaluated[t.condition][t.instrument] += 1
+        result["abx"] = {"dir": str(abx_dir), "split": abx_split, "train_fraction": abx_train_fraction,
+                         "counts": {f"{inst}/{cond}": vars(cell) for (inst, cond), cell
+                                    in agreement_table(abx.triplets).items()},
+                         "evaluated": evaluated, "models": {}}
+    tsne_arrays: dict[str, np.ndarray] = {}
+    for model in models:
+        normal = _load(emb_root, model, "normal")
+        sets = {name: _load(emb_root, model, name) for name in ("pseudo", "vis", "abx")}
+        first = normal or next((s for s in sets.values() if s is not None), None)
+        if first is None:
+            raise EmbeddingFileError(f"{emb_root / model}: no embeddings of model {model}")
+        default_kind = "baseline" if model in BASELINES else "learned"
+        result["models"][model] = {"label": first.meta.get("label", model_label(model)),
+                                   "kind": first.meta.get("kind", default_kind),
+                                   "sources": list(first.sources), "exp_dir": first.meta.get("exp_dir", ""),
+                                   "device": first.meta.get("device", ""),
+                                   "paft_of": paft_base(model)}
+        log(f"scoring {model}")
+        if normal is not None:
+            rate = int(normal.meta.get("sample_rate", 44100))
+            result["config"]["segment_seconds"] = round(normal.length / rate, 3)
+            scores = mes_normal(normal, k)
+            result["mes_normal"][model] = {s: v.as_dict() for s, v in scores.items()}
+            for s, v in scores.items():
+                result["chance"].setdefault("mes_normal", {})[s] = v.chance
+        if sets["pseudo"] is not None:
+            scores = mes_pseudo(sets["pseudo"], k)
+            result["mes_pseudo"][model] = {s: v.as_dict() for s, v in scores.items()}
+            for s, v in scores.items():
+                result["chance"].setdefault("mes_pseudo", {})[s] = v.chance
+        if sets["vis"] is not None:
+            vis = sets["vis"]
+            scores6 = target_and_non_target(vis, k)
+            result["table6"][model] = {s: {kind: v.as_dict() for kind, v in pair.items()}
+                                       for s, pair in scores6.items()}
+            for s, pair in scores6.items():
+                result["chance"].setdefault("table6", {})[s] = pair["target"].chance
+            if tsne:
+                tsne_arrays.update(_tsne_panels(model, vis, seed))
+        if sets["abx"] is not None and triplets:
+            agreement = perceptual_agreement(sets["abx"], triplets)
+            result["abx"]["models"][model] = {cond: {inst: a.as_dict() for inst, a in cells.items()}
+                                              for cond, cells in agreement.items()}
+            result["chance"]["abx"] = 0.5
+    for model, tracks in load_sdr(root).items():
+        result["sdr"][model] = median_over_tracks(tracks)
+        result["config"].setdefault("sdr_tracks", {})[model] = len(tracks)
+    result["sdr"] = {m: result["sdr"][m] for m in model_order(list(result["sdr"]))}
+    result = _clean(result)
+    _write_json(root / SCORES_FILE, result)
+    if tsne_arrays:
+        np.savez(root / TSNE_FILE, **tsne_arrays)
+    return result
+
+
+def _tsne_panels(model: str, vis: EmbeddingSet, seed: int) -> dict[str, np.ndarray]:
+    """2-D t-SNE of each source's visualisation items: coordinates, target and non-target piece."""
+    from inmsrl.eval.plots import tsne_coordinates
+
+    arrays = {}
+    for j, source in enumerate(vis.sources):
+        b = vis.dump_sources.index(source)
+        rows = np.flatnonzero(vis.target == b)
+        if len(rows) < 5:
+            continue
+        other = next(s for s in range(len(vis.dump_sources)) if s != b)
+        arrays[f"{model}/{source}/xy"] = tsne_coordinates(vis.vectors[rows, j], seed)
+        arrays[f"{model}/{source}/target"] = vis.origins[rows, b, 0]
+        arrays[f"{model}/{source}/non_target"] = vis.origins[rows, other, 0]
+    return arrays
+
+
+def _write_json(path: Path, content: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)

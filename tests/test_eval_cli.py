@@ -1,0 +1,119 @@
+"""A micro stage 8: ``inmsrl embed`` (two jobs), ``sdr``, ``score`` and ``report`` on a tiny dump with
+tiny (untrained) Clean and Cascade models and a hand-made ABX set; RESULTS.md and its JSON agree."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from inmsrl.bin.main import main
+from inmsrl.data.abx import ALL_DIFF, ONE_SHARED, AbxClip, AbxResponse, AbxTriplet, write_abx_set
+from inmsrl.data.dump import dump_data_dir
+from inmsrl.models.config import build_model
+
+SOURCES = ["drums", "bass"]
+RATE = 44100
+TINY = {"unet": {"channels": [2, 4, 4, 8, 8, 8]}, "mel_bands": 32}
+
+
+def make_data_dir(root, num_tracks=5, seconds=7):
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    scp = {name: [] for name in [*SOURCES, "mix"]}
+    for t in range(1, num_tracks + 1):
+        track = f"Track{t:05d}"
+        gains = np.linspace(0.2, 1, len(SOURCES))[:, None]
+        stems = 0.1 * rng.standard_normal((len(SOURCES), seconds * RATE)) * gains
+        stems[1, : RATE // 2] = 0.0
+        for name, stem in zip(SOURCES, stems, strict=True):
+            sf.write(root / f"{track}_{name}.wav", stem, RATE, subtype="PCM_16")
+            scp[name].append(f"{track} {root / f'{track}_{name}.wav'}")
+        sf.write(root / f"{track}_mix.wav", stems.sum(0), RATE, subtype="PCM_16")
+        scp["mix"].append(f"{track} {root / f'{track}_mix.wav'}")
+    (root / "sources").write_text(" ".join(SOURCES) + "\n")
+    for name, lines in scp.items():
+        (root / f"{name}.scp").write_text("\n".join(lines) + "\n")
+    durations = "".join(f"Track{t:05d} {seconds:.6f}\n" for t in range(1, num_tracks + 1))
+    (root / "track2dur").write_text(durations)
+
+
+def save_experiment(exp, model_type):
+    config = {"type": model_type, "target_sources": SOURCES, **TINY}
+    torch.manual_seed(0)
+    model = build_model(config, SOURCES)
+    exp.mkdir(parents=True)
+    torch.save({"model": model.state_dict(), "config": {"model": config}, "epoch": 1}, exp / "final.pt")
+
+
+def abx_set(out):
+    length = RATE  # 1 s clips
+    triplets = []
+    for sample, (instrument, condition, tracks, votes_a) in enumerate([
+            ("drums", ALL_DIFF, (1, 2, 3), 5), ("bass", ONE_SHARED, (4, 4, 5), 0),
+            ("drums", ONE_SHARED, (2, 2, 1), 5)]):
+        letters = ("X", "A", "B") if condition == ALL_DIFF else ("X", "Y", "C")
+        segments = (1, 3, 2)
+        clips = [AbxClip(t, seg * length, (seg + 1) * length,
+                         f"set0/{sample}/{instrument}/{letter}_{t}-{seg}.wav", seg)
+                 for t, letter, seg in zip(tracks, letters, segments, strict=True)]
+        responses = tuple(AbxResponse("exsynth1", f"s{i}", "A+" if i < votes_a else "B+") for i in range(5))
+        triplets.append(AbxTriplet(0, sample, instrument, condition, *clips, responses))
+    write_abx_set(out, triplets)
+
+
+@pytest.mark.timeout(300)
+def test_stage8_commands_write_scores_report_and_figure(tmp_path, capsys):
+    make_data_dir(tmp_path / "data")
+    dump = tmp_path / "dump"
+    dump_data_dir(tmp_path / "data", dump)
+    save_experiment(tmp_path / "exp" / "clean", "clean")
+    save_experiment(tmp_path / "exp" / "cascade", "cascade")
+    abx_set(tmp_path / "abx")
+    scores = tmp_path / "scores"
+    sets = ["--segment-seconds", "2", "--pseudo-targets", "2", "--pseudo-others", "2", "--vis-pieces", "3",
+            "--vis-segments", "2", "--vis-per-pair", "2", "--abx-dir", str(tmp_path / "abx"),
+            "--device", "cpu"]
+    for name in ("clean", "cascade"):
+        for job in ("1", "2"):
+            assert main(["embed", "--dump", str(dump), "--exp-dir", str(tmp_path / "exp" / name),
+                         "--out", str(scores / "embeddings" / name), "--part", job, "--num-parts", "2",
+                         *sets]) == 0
+    assert main(["embed", "--dump", str(dump), "--baseline", "mfcc-clean", "--sources", *SOURCES,
+                 "--out", str(scores / "embeddings" / "mfcc_clean"), *sets]) == 0
+    capsys.readouterr()
+    # A re-run with the same model and options keeps what is there.
+    assert main(["embed", "--dump", str(dump), "--exp-dir", str(tmp_path / "exp" / "clean"),
+                 "--out", str(scores / "embeddings" / "clean"), "--part", "1", "--num-parts", "2",
+                 *sets]) == 0
+    assert capsys.readouterr().out.count("up to date") == 4
+    assert main(["sdr", "--dump", str(dump), "--mixture", "--sources", *SOURCES, "--out", str(scores / "sdr"),
+                 "--device", "cpu"]) == 0
+    assert main(["sdr", "--dump", str(dump), "--exp-dir", str(tmp_path / "exp" / "cascade"),
+                 "--out", str(scores / "sdr"), "--device", "cpu"]) == 0
+    assert main(["score", "--scores-dir", str(scores), "--abx-dir", str(tmp_path / "abx")]) == 0
+    result = json.loads((scores / "scores.json").read_text())
+    assert set(result["models"]) == {"clean", "cascade", "mfcc_clean"}
+    assert set(result["mes_normal"]["clean"]) == set(SOURCES)
+    assert result["abx"]["split"] == "all"
+    assert result["abx"]["models"]["clean"][ALL_DIFF]["drums"]["total"] == 1
+    assert result["sdr"]["mixture"].keys() == result["sdr"]["cascade"].keys() == set(SOURCES)
+    out = tmp_path / "RESULTS.md"
+    assert main(["report", "--scores-dir", str(scores), "--out", str(out), "--mean-sources", *SOURCES]) == 0
+    text = out.read_text()
+    for heading in ("Table 1", "Table 2: MES-Normal", "Table 3: MES-Pseudo", "Table 4", "Table 5",
+                    "Table 6", "## Environment", "RESULTS_tsne.png"):
+        assert heading in text, heading
+    assert (tmp_path / "RESULTS_tsne.png").stat().st_size > 1000
+    report = json.loads((tmp_path / "RESULTS.json").read_text())
+    assert report["environment"]["git"] and report["mes_normal"] == result["mes_normal"]
+    row = next(line for line in text.splitlines() if line.startswith("| Cascade |")
+               and "[" not in line and line.count("|") == len(SOURCES) + 2)
+    expected = [f"{100 * result['mes_normal']['cascade'][s]['accuracy']:.2f}" for s in SOURCES]
+    assert re.findall(r"\d+\.\d\d", row) == expected
+    sdr_row = next(line for line in text.splitlines() if line.startswith("| Mixture (unprocessed) |"))
+    assert f"{result['sdr']['mixture']['drums']:.2f}" in sdr_row
