@@ -35,6 +35,7 @@ valid_set=validation
 test_set=test
 target_sources="drums bass piano guitar"  # stages 3-5: instruments with separators and extractors
 triplet_models="clean cascade"            # stage 4: conf/<name>.yaml for each (clean*, cascade*)
+direct_models="direct direct_da direct_reconst"  # stage 6: conf/<name>.yaml each, from the pre-trained Direct
 train_opts=          # stages 3-7: key=value overrides added to every training (e.g. trainer.max_epochs=1)
 score_models=        # stage 8: experiments to score [every finished one]
 score_opts=          # stage 8: options of inmsrl embed, e.g. "--vis-per-pair 3 --pseudo-targets 5"
@@ -68,6 +69,7 @@ Options (default in brackets):
   --abx-opts STR     options of local/abx.sh [$abx_opts]
   --target-sources "S..."  instruments separated and embedded in stages 3-5 [$target_sources]
   --triplet-models "M..."  stage 4 models, one conf/<M>.yaml each [$triplet_models]
+  --direct-models "M..."   stage 6 variants, one conf/<M>.yaml each [$direct_models]
   --train-opts "K=V..."    overrides for every training, e.g. "trainer.max_epochs=1" [$train_opts]
   --score-models "M..."    experiments scored in stage 8 [every finished one]
   --score-opts STR         options of inmsrl embed in stage 8 [$score_opts]
@@ -182,6 +184,18 @@ stage_e2e_ft() {
   train cascade_ft "${conf_dir}/cascade_ft.yaml" "task.init=${exp_dir}/cascade"
 }
 
+stage_direct() {
+  # Direct's pre-training targets are Clean embeddings of EVERY source (residuals too; stage 4's Clean
+  # embeds the target instruments only), so a Clean over all sources comes first, then the
+  # pre-training toward its embeddings, then each variant from the pre-trained Direct.
+  train clean_all "${conf_dir}/clean_all.yaml"
+  train direct_pretrain "${conf_dir}/direct_pretrain.yaml" "task.clean=${exp_dir}/clean_all"
+  local name
+  for name in ${direct_models}; do
+    train "${name}" "${conf_dir}/${name}.yaml" "task.init=${exp_dir}/direct_pretrain"
+  done
+}
+
 stage_scoring() {
   local scores="${exp_dir}/scores" name models=() sdr_models=() abx=() baselines=(mfcc_clean)
   if [ -n "${score_models}" ]; then
@@ -247,7 +261,7 @@ run_stage 2 "dump, segments and ABX preparation" stage_dump
 run_stage 3 "MSS training" stage_mss
 run_stage 4 "triplet training of Clean and Cascade extractors" stage_triplet
 run_stage 5 "E2E-FT (Cascade-FT)" stage_e2e_ft
-run_stage 6 "Direct family" -
+run_stage 6 "Direct family" stage_direct
 run_stage 7 "PAFT" -
 run_stage 8 "scoring" stage_scoring
 

@@ -1,0 +1,226 @@
+"""Stage 6: the Direct family — pre-training to Clean targets, then triplet (and reconstruction) training.
+
+* ``direct_pretrain`` (paper §2.2, §3.2.2; DESIGN.md §5, *authors' code*): the disentangled extractor
+  (``model.type: direct``) sees the mixture of a random non-empty subset of a segment's sources (31
+  subsets for five) and regresses, with MSE, the concatenation of the per-source embeddings of a
+  trained, frozen Clean model (``task.clean``, an experiment dir); the block of a source outside the
+  subset or silent in the segment is a zero vector. The Clean model must embed every source of the
+  data directory with Direct's per-source ``embedding_dim`` — the recipe trains ``clean_all`` (Clean
+  over all sources, residuals included) for this, because stage 4's Clean leaves residuals out.
+* ``direct_triplet``: the triplet loss (Eq. 1) on the embedding masked to the target source's block
+  (Conditioning1D), from the pre-trained model (``task.init``). Configs choose the variant:
+  *Direct* — fixed pseudo-musical-piece set (``fresh_every_epoch: false``); *Direct w/ DA* — fresh
+  pieces every epoch (``true``); *Direct-Reconst* — ``model.type: direct_reconst`` with
+  ``reconstruction_weight`` > 0: every role's mixture is also reconstructed per source by that
+  source's decoder behind Conditioning3D, with L1 to the clean magnitudes (multi-task, §3.2.2). A
+  Direct checkpoint initialises Direct-Reconst's encoder and head; its decoders start fresh.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from inmsrl.data.triplets import SubsetMixtureDataset, TripletDataset
+from inmsrl.models.config import build_model
+from inmsrl.models.direct import Direct, DirectReconst
+from inmsrl.models.extractor import EMBEDDING_DIM
+from inmsrl.tasks.common import (
+    TaskConfigError,
+    load_trained,
+    open_set,
+    option,
+    stems_of,
+    triplet_loss,
+    unwrap,
+)
+from inmsrl.train.task import RunContext, Task, register_task, sharded_loader
+
+
+def _model_type(config: dict[str, Any], allowed: tuple[str, ...], task: str) -> str:
+    kind = config.get("model", {}).get("type")
+    if kind not in allowed:
+        raise TaskConfigError(f"training config: task {task} trains model.type {' or '.join(allowed)}, "
+                              f"got {kind!r}")
+    return kind
+
+
+COMMON_KEYS = frozenset({"name", "train_dump", "valid_dump", "segment_seconds", "valid_segment_seconds",
+                         "train_examples", "valid_examples", "batch_size", "num_workers"})
+PRETRAIN_KEYS = COMMON_KEYS | {"clean"}
+TRIPLET_KEYS = COMMON_KEYS | {"init", "triplets", "fresh_every_epoch", "margin", "triplet_weight",
+                              "reconstruction_weight"}
+
+
+class _DirectTask(Task):
+    """What both stage-6 tasks share: the dumps, the loaders and the model built for the dump's sources."""
+
+    keys: frozenset[str]
+
+    def __init__(self, config: dict[str, Any], context: RunContext):
+        unknown = sorted(set(config.get("task", {})) - self.keys)
+        if unknown:  # a misspelt option would otherwise fall back to its default without a word
+            raise TaskConfigError(f"training config: unknown key(s) task.{', task.'.join(unknown)} for task "
+                                  f"{config['task'].get('name')!r} (known: {', '.join(sorted(self.keys))})")
+        self.config, self.context = config, context
+        self.train = open_set(option(config, "train_dump"), option(config, "segment_seconds", 3.0))
+        self.valid = open_set(option(config, "valid_dump"), option(config, "valid_segment_seconds", 10.0))
+        if self.valid.dump.sources != self.train.dump.sources:
+            raise TaskConfigError(f"{self.valid.dump.root} has sources {', '.join(self.valid.dump.sources)}, "
+                                  f"{self.train.dump.root} has {', '.join(self.train.dump.sources)}")
+        # Every source gets a block of the embedding, in the order of the data directory's sources.
+        self.sources = list(self.train.dump.sources)
+        self.batch_size = option(config, "batch_size", 64)
+        self.workers = option(config, "num_workers", 0)
+
+    train_set: Any
+    valid_set: Any
+
+    def train_loader(self, epoch: int):
+        return sharded_loader(self.train_set, batch_size=self.batch_size, context=self.context, epoch=epoch,
+                              num_workers=self.workers)
+
+    def valid_loader(self):
+        return sharded_loader(self.valid_set, batch_size=self.batch_size, context=self.context,
+                              num_workers=self.workers)
+
+
+@register_task("direct_pretrain")
+class DirectPretrainTask(_DirectTask):
+    """Config ``task``: train_dump, valid_dump, clean (the Clean experiment dir), segment_seconds (3),
+    valid_segment_seconds (10), train_examples, valid_examples, batch_size, num_workers;
+    ``model.type: direct``."""
+
+    keys = PRETRAIN_KEYS
+
+    def __init__(self, config: dict[str, Any], context: RunContext):
+        super().__init__(config, context)
+        _model_type(config, ("direct",), "direct_pretrain")
+        clean_dir = option(config, "clean")
+        if not clean_dir:
+            raise TaskConfigError("training config: task.clean must name the trained Clean experiment "
+                                  "whose embeddings are the pre-training targets")
+        self.clean = load_trained(Path(clean_dir), self.sources)
+        dim = config["model"].get("embedding_dim", EMBEDDING_DIM)
+        embedded = tuple(getattr(self.clean, "sources", ()))
+        clean_dim = getattr(self.clean, "embedding_dim", None)
+        uncovered = set(self.sources) - set(embedded)
+        if not getattr(self.clean, "takes_stems", False) or uncovered or clean_dim != dim:
+            raise TaskConfigError(
+                f"task.clean={clean_dir}: the pre-training targets need a Clean model that embeds every "
+                f"source ({', '.join(self.sources)}) in {dim} dimensions (model.embedding_dim); this one "
+                f"embeds {', '.join(embedded) or 'nothing'} in {clean_dim} "
+                "(train one with conf/clean_all.yaml)")
+        self.clean.requires_grad_(False)
+        self.clean.to(context.device).eval()
+        # Clean's embedding row of each block of Direct (the data directory's source order).
+        self.clean_rows = [self.clean.sources.index(name) for name in self.sources]
+        self.train_set = SubsetMixtureDataset(self.train.dump, self.train.table,
+                                              option(config, "train_examples"), seed=context.seed)
+        self.valid_set = SubsetMixtureDataset(self.valid.dump, self.valid.table,
+                                              option(config, "valid_examples"), seed=context.seed + 1,
+                                              fresh_every_epoch=False)
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.config["model"], self.sources)
+
+    @torch.no_grad()
+    def targets(self, stems: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """The concatenated Clean embeddings ``(B, S·D)`` of ``stems`` (B, S, L); zero if not ``active``."""
+        embeddings = self.clean(stems).float()[:, self.clean_rows]       # (B, S, D)
+        return (embeddings * active[:, :, None].to(embeddings.dtype)).flatten(1)
+
+    def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        stems = stems_of(batch)
+        target = self.targets(stems, batch["active"])
+        output = model(stems.sum(dim=1)).embedding.float()
+        squared = (output - target).square().view(len(target), len(self.sources), -1)
+        per_source = squared.mean(dim=(0, 2)).detach()
+        return {"loss": squared.mean(),
+                **{f"mse_{name}": per_source[k] for k, name in enumerate(self.sources)}}
+
+
+@register_task("direct_triplet")
+class DirectTripletTask(_DirectTask):
+    """Config ``task``: train_dump, valid_dump, init (the pre-trained Direct experiment dir, or null),
+    triplets (pseudo | s4), fresh_every_epoch, margin (0.2), segment_seconds (3), valid_segment_seconds
+    (10), train_examples, valid_examples, batch_size, num_workers, triplet_weight (1),
+    reconstruction_weight (0; > 0 needs ``model.type: direct_reconst``)."""
+
+    keys = TRIPLET_KEYS
+
+    def __init__(self, config: dict[str, Any], context: RunContext):
+        super().__init__(config, context)
+        kind = _model_type(config, ("direct", "direct_reconst"), "direct_triplet")
+        self.margin = float(option(config, "margin", 0.2))
+        self.triplet_weight = float(option(config, "triplet_weight", 1.0))
+        self.reconstruction_weight = float(option(config, "reconstruction_weight", 0.0))
+        if (kind == "direct_reconst") != (self.reconstruction_weight > 0):
+            raise TaskConfigError(
+                "training config: task.reconstruction_weight > 0 goes with model.type direct_reconst (its "
+                f"decoders learn from nothing else), got type {kind} and weight {self.reconstruction_weight}")
+        triplets = option(config, "triplets", "pseudo")
+        targets = list(range(len(self.sources)))
+        self.train_set = TripletDataset(self.train.dump, self.train.table, triplets, targets,
+                                        option(config, "train_examples"), seed=context.seed,
+                                        fresh_every_epoch=bool(option(config, "fresh_every_epoch", False)))
+        self.valid_set = TripletDataset(self.valid.dump, self.valid.table, triplets, targets,
+                                        option(config, "valid_examples"), seed=context.seed + 1)
+
+    def build_model(self) -> nn.Module:
+        model = build_model(self.config["model"], self.sources)
+        init = option(self.config, "init", None)
+        if init:
+            initialise_from(model, Path(init), self.sources)
+        return model
+
+    def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return direct_triplet_losses(model, stems_of(batch), batch["target"], self.margin,
+                                     self.triplet_weight, self.reconstruction_weight)
+
+
+def initialise_from(model: Direct, exp_dir: Path, sources: list[str]) -> None:
+    """Load a trained Direct (or Direct-Reconst) into ``model``; only Direct-Reconst's decoders start new."""
+    trained = load_trained(exp_dir, sources)
+    if not isinstance(trained, Direct):
+        raise TaskConfigError(f"task.init={exp_dir} holds a {type(trained).__name__}, not a Direct model")
+    try:
+        missing, unexpected = model.load_state_dict(trained.state_dict(), strict=False)
+    except RuntimeError as err:  # shape mismatches: another embedding_dim or channel list
+        raise TaskConfigError(f"task.init={exp_dir} does not fit this model config: {err}") from err
+    fresh = [key for key in missing if not (isinstance(model, DirectReconst) and key.startswith("decoders."))]
+    if fresh or unexpected:
+        raise TaskConfigError(f"task.init={exp_dir} does not fit this model config: missing "
+                              f"{', '.join(fresh) or 'nothing'}; "
+                              f"unexpected {', '.join(unexpected) or 'nothing'}")
+
+
+def direct_triplet_losses(model: nn.Module, stems: torch.Tensor, targets: torch.Tensor, margin: float,
+                          triplet_weight: float = 1.0,
+                          reconstruction_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    """Losses of a batch of triplets for Direct/Direct-Reconst.
+
+    ``stems`` (B, 3, S, L) float, ``targets`` (B,) the target source of each triplet (= its block).
+    The triplet loss sees the embeddings masked to the target's block (Conditioning1D); with a
+    reconstruction weight, the L1 between each source's reconstruction and clean magnitude over all
+    three roles is added (logged per source as ``l1_<source>``).
+    """
+    batch_size = stems.shape[0]
+    flat = stems.flatten(0, 1)                                            # (B·3, S, L)
+    inner = unwrap(model)
+    output = model(flat.sum(dim=1))
+    roles = targets.repeat_interleave(3)                                  # the target of each row of flat
+    masked = inner.condition(output.embedding.float(), roles).view(batch_size, 3, -1)
+    triplet = triplet_loss(masked[:, 0], masked[:, 1], masked[:, 2], margin)
+    losses = {"loss": triplet_weight * triplet, "triplet": triplet.detach()}
+    if reconstruction_weight > 0:
+        target = inner.target_magnitudes(flat)
+        per_source = (output.reconstructions.float() - target).abs().mean(dim=(0, 2, 3))
+        reconstruction = per_source.mean()
+        losses["reconstruction"] = reconstruction.detach()
+        losses.update({f"l1_{name}": per_source[k].detach() for k, name in enumerate(inner.sources)})
+        losses["loss"] = losses["loss"] + reconstruction_weight * reconstruction
+    return losses
