@@ -36,6 +36,8 @@ test_set=test
 target_sources="drums bass piano guitar"  # stages 3-5: instruments with separators and extractors
 triplet_models="clean cascade"            # stage 4: conf/<name>.yaml for each (clean*, cascade*)
 direct_models="direct direct_da direct_reconst"  # stage 6: conf/<name>.yaml each, from the pre-trained Direct
+paft_models="clean cascade cascade_ft cascade_paft"  # stage 7: conf/paft_<model>.yaml each
+paft_seeds="1 2 3"   # stage 7: one PAFT run per seed (Table 5 reports mean ± std)
 train_opts=          # stages 3-7: key=value overrides added to every training (e.g. trainer.max_epochs=1)
 score_models=        # stage 8: experiments to score [every finished one]
 score_opts=          # stage 8: options of inmsrl embed, e.g. "--vis-per-pair 3 --pseudo-targets 5"
@@ -70,6 +72,8 @@ Options (default in brackets):
   --target-sources "S..."  instruments separated and embedded in stages 3-5 [$target_sources]
   --triplet-models "M..."  stage 4 models, one conf/<M>.yaml each [$triplet_models]
   --direct-models "M..."   stage 6 variants, one conf/<M>.yaml each [$direct_models]
+  --paft-models "M..."     stage 7: PAFT of these models, conf/paft_<M>.yaml each [$paft_models]
+  --paft-seeds "S..."      stage 7: one PAFT run per seed [$paft_seeds]
   --train-opts "K=V..."    overrides for every training, e.g. "trainer.max_epochs=1" [$train_opts]
   --score-models "M..."    experiments scored in stage 8 [every finished one]
   --score-opts STR         options of inmsrl embed in stage 8 [$score_opts]
@@ -196,6 +200,23 @@ stage_direct() {
   done
 }
 
+stage_paft() {
+  local model s init
+  for model in ${paft_models}; do
+    case "${model}" in
+      cascade_paft) init=cascade ;;       # Cascade-PAFT: E2E-FT and PAFT at once from the stage-4 Cascade
+      *_normal) init=${model%_normal} ;;  # the "PAFT data: normal" rows of Table 5
+      *) init=${model} ;;
+    esac
+    for s in ${paft_seeds}; do
+      # The ABX split uses the recipe's seed, as scoring does; the run's own seed varies.
+      train "paft_${model}_${s}" "${conf_dir}/paft_${model}.yaml" "task.init=${exp_dir}/${init}" \
+        "task.abx_dir=${dump_dir}/abx" "task.abx_dump=${dump_dir}/${test_set}" \
+        "task.split_seed=${seed}" "seed=${s}"
+    done
+  done
+}
+
 stage_scoring() {
   local scores="${exp_dir}/scores" name models=() sdr_models=() abx=() baselines=(mfcc_clean)
   if [ -n "${score_models}" ]; then
@@ -262,7 +283,7 @@ run_stage 3 "MSS training" stage_mss
 run_stage 4 "triplet training of Clean and Cascade extractors" stage_triplet
 run_stage 5 "E2E-FT (Cascade-FT)" stage_e2e_ft
 run_stage 6 "Direct family" stage_direct
-run_stage 7 "PAFT" -
+run_stage 7 "PAFT" stage_paft
 run_stage 8 "scoring" stage_scoring
 
 log "Finished in ${SECONDS} s. Stages run: ${stages_run[*]:-none}${stages_skipped[*]:+; not yet available: ${stages_skipped[*]}}."

@@ -32,7 +32,7 @@ BASELINES = ("mfcc_clean", "mfcc_cascade")
 MIXTURE = "mixture"
 LABELS = {
     "clean": "Clean", "cascade": "Cascade", "cascade_ft": "Cascade-FT", "direct": "Direct",
-    "direct_da": "Direct w/ DA", "direct_reconst": "Direct-Reconst",
+    "direct_da": "Direct w/ DA", "direct_reconst": "Direct-Reconst", "cascade_paft": "Cascade-PAFT",
     "mfcc_clean": "MFCC statistics, clean stems", "mfcc_cascade": "MFCC statistics, separated (stage-3 MSS)",
     "mss": "MSS (stage 3)", MIXTURE: "Mixture (unprocessed)",
 }
@@ -52,7 +52,13 @@ def model_label(name: str) -> str:
     base = paft_base(name)
     if base is not None:
         run = _PAFT.match(name).group("run")
-        return f"{model_label(base)} w/ PAFT" + (f" (run {run})" if run else "")
+        run_label = f" (run {run})" if run else ""
+        if base.endswith("_paft"):  # Cascade-PAFT: E2E-FT and PAFT at once, a model of its own
+            return model_label(base) + run_label
+        data = ""
+        if base.endswith("_normal"):  # the "PAFT data: normal" rows of Table 5
+            base, data = base.removesuffix("_normal"), ", PAFT data: normal"
+        return f"{model_label(base)} w/ PAFT{data}{run_label}"
     return LABELS.get(name, name)
 
 

@@ -1,0 +1,365 @@
+"""Stage 7: perception-aware fine-tuning (PAFT, paper §3.3) of a trained model on the ABX answers.
+
+Every triplet of the ABX training split becomes a triplet of the loss (Eq. 1): anchor = X, positive =
+the clip the listeners' majority judged closer to X, negative = the other clip, embedded as the model's
+vector of the triplet's instrument. The split is the one scoring uses
+(:func:`inmsrl.data.abx.split_train_test` of *all* triplets, ``train_fraction`` 0.7, ``split_seed`` = the
+recipe's seed, which ``inmsrl score --seed`` gets too), so no held-out triplet is ever trained on; a
+``valid_fraction`` of the training split (stratified the same way) is the trainer's validation set.
+Triplets without a majority (ties) and of instruments the model does not embed are left out.
+
+What the model hears (``task.pieces``, §3.3):
+
+* ``normal`` — each clip's own mixture (all sources from the clip's track and time); Clean gets the
+  clip's clean stems (its extractor of the instrument only ever sees that stem);
+* ``pseudo`` — pseudo-musical pieces built around the ABX clips, as §2.2 builds them: the target
+  instrument comes from the clip, the other sources from two pieces A ≠ N of ``train_dump`` (the
+  validation triplets: of ``valid_dump``), 5 s segments of its segment table cut to the clips' length.
+  anchor = X's target + the others of a segment of A; positive = the chosen clip's target + the others
+  of a segment of N; negative = the other clip's target + the others of another segment of A. So the
+  non-target parts pull the anchor towards the negative, and only the target instrument tells the
+  positive apart. The pieces are drawn from ``(seed, triplet)`` or, with ``fresh_every_epoch``,
+  ``(seed, epoch, triplet)``.
+
+Only the feature extractors train (``extractor_parameters``); the rest stays in eval mode, so its
+weights *and* BatchNorm statistics are bit-identical afterwards — checked at the end of training,
+which fails rather than write ``final.pt`` if they moved. *Cascade-PAFT* (``train_separators: true``,
+``separation_weight`` > 0, from the stage-4 Cascade) does E2E-FT and PAFT at once: the separators train
+too, with the auxiliary L1 separation loss (§3.1.2) on the clean target stems of the three inputs.
+
+On one process, Clean and Cascade run only each triplet's instrument path (its separator and
+extractor): the loss is the same as the full forward's (a test checks it), at a quarter of the cost
+for four instruments; the auxiliary loss then covers each triplet's own separator. Under DDP the full
+forward runs so that gradients are averaged (:mod:`inmsrl.train.task`); an extractor's BatchNorm batch
+statistics then cover the whole batch rather than its own instrument's triplets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from inmsrl.data.abx import AbxTriplet, read_abx_set, split_train_test
+from inmsrl.data.dump import Dump
+from inmsrl.data.triplets import render
+from inmsrl.models.config import build_model
+from inmsrl.tasks.common import (
+    DumpedSet,
+    TaskConfigError,
+    load_trained,
+    open_set,
+    option,
+    stems_of,
+    triplet_loss,
+    unwrap,
+)
+from inmsrl.tasks.direct import direct_triplet_losses
+from inmsrl.tasks.triplet import triplet_losses
+from inmsrl.train.task import RunContext, Task, register_task, sharded_loader
+
+PIECES = ("pseudo", "normal")
+ROLES = ("anchor", "positive", "negative")
+DIRECT_TYPES = ("direct", "direct_reconst")
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
+TASK_KEYS = frozenset({
+    "name", "init", "abx_dir", "abx_dump", "train_dump", "valid_dump", "pieces", "fresh_every_epoch",
+    "split_seed", "train_fraction", "valid_fraction", "confident_only", "train_examples",
+    "valid_examples", "margin", "batch_size", "num_workers", "train_separators", "separation_weight",
+})
+
+
+def embedded_sources(model_config: dict[str, Any], sources: Sequence[str]) -> list[str]:
+    """The sources a model of ``model_config`` embeds (Direct: all; Clean/Cascade: target_sources)."""
+    if model_config.get("type") in DIRECT_TYPES:
+        return list(sources)
+    return list(model_config.get("target_sources") or sources)
+
+
+def clip_origins(triplet: AbxTriplet, clip_dump: Dump) -> np.ndarray:
+    """(3, 2) (dump track index, start) of X, the positive and the negative clip of ``triplet``.
+
+    The ABX set names a track by its number (``ID``), the dump by an id ending in it (``Track00017``):
+    the mapping of :func:`inmsrl.eval.testsets.clip_origin`, which scoring uses (the tests check that
+    both agree; this layer may not import the evaluation code).
+    """
+    index = {int(m.group(1)): i for i, track_id in enumerate(clip_dump.track_ids)
+             if (m := _TRAILING_NUMBER.search(track_id))}
+    origins = []
+    for clip in (triplet.x, triplet.positive, triplet.negative):
+        if clip.sample_rate != clip_dump.sample_rate:
+            raise TaskConfigError(f"triplet {triplet.key}: ABX clip {clip.path} is at {clip.sample_rate} Hz, "
+                                  f"{clip_dump.root} at {clip_dump.sample_rate}")
+        if clip.track not in index:
+            raise TaskConfigError(f"triplet {triplet.key}: ABX clip {clip.path}: track {clip.track} is not "
+                                  f"in {clip_dump.root} (task.abx_dump: the dump of the ABX clips' tracks)")
+        origins.append((index[clip.track], clip.start))
+    return np.array(origins, dtype=np.int64)
+
+
+def paft_triplets(triplets: Sequence[AbxTriplet], instruments: Sequence[str], split_seed: int,
+                  train_fraction: float = 0.7, valid_fraction: float = 0.1, confident_only: bool = False
+                  ) -> tuple[list[AbxTriplet], list[AbxTriplet]]:
+    """PAFT's (training, validation) triplets: the training share of *all* ``triplets`` split as scoring
+    splits them, restricted to ``instruments`` and to triplets with a majority (or confident ones), then
+    ``valid_fraction`` of it held out for validation (stratified by instrument and condition)."""
+    if not 0.0 <= valid_fraction < 1.0:
+        raise TaskConfigError(f"task.valid_fraction must lie in [0, 1), got {valid_fraction}")
+    train, _held_out = split_train_test(triplets, train_fraction, split_seed)
+    usable = [t for t in train if t.instrument in instruments and t.majority is not None
+              and (t.is_confident() or not confident_only)]
+    return split_train_test(usable, 1.0 - valid_fraction, split_seed)
+
+
+class PaftDataset(Dataset):
+    """ABX triplets as model inputs; item = int16 ``audio`` (3 roles, S, L), ``target`` (dump source),
+    ``clip_origin`` (3, 2) and ``other_origin`` (3, 2) — (track, start) of the target part in the clip
+    dump and of the other parts (in ``others``' dump for pseudo pieces, the clip's for normal ones) —
+    and ``triplet`` (the index into ``triplets``).
+
+    ``size`` None: every triplet once per epoch; else ``size`` items per epoch, walking through
+    seeded permutations of the triplets so that every triplet comes once before any comes twice.
+    """
+
+    def __init__(self, triplets: Sequence[AbxTriplet], clip_dump: Dump, pieces: str,
+                 others: DumpedSet | None = None, size: int | None = None, seed: int = 0,
+                 fresh_every_epoch: bool = False):
+        if pieces not in PIECES:
+            raise TaskConfigError(f"task.pieces must be one of {', '.join(PIECES)}, got {pieces!r}")
+        if not triplets:
+            raise TaskConfigError("no ABX triplet to fine-tune on (check task.abx_dir and the instruments)")
+        self.triplets, self.clip_dump, self.pieces, self.others = list(triplets), clip_dump, pieces, others
+        self.size, self.seed, self.fresh_every_epoch, self.epoch = size, seed, fresh_every_epoch, 0
+        self.clips = np.stack([clip_origins(t, clip_dump) for t in self.triplets])  # (n, 3, 2)
+        self.targets = np.array([clip_dump.sources.index(t.instrument) for t in self.triplets])
+        lengths = {c.num_samples for t in self.triplets for c in (t.x, t.a, t.b)}
+        if len(lengths) != 1:
+            raise TaskConfigError(f"the ABX clips have different lengths: {sorted(lengths)} samples")
+        (self.length,) = lengths
+        if pieces == "pseudo":
+            self._check_others()
+
+    def _check_others(self) -> None:
+        if self.others is None:
+            raise TaskConfigError("pseudo-musical pieces need a dump of non-target parts (task.train_dump)")
+        dump, table = self.others.dump, self.others.table
+        if tuple(dump.sources) != tuple(self.clip_dump.sources):
+            raise TaskConfigError(f"{dump.root} has sources {', '.join(dump.sources)}, the ABX clips' dump "
+                                  f"{self.clip_dump.root} has {', '.join(self.clip_dump.sources)}")
+        if table.length < self.length:
+            raise TaskConfigError(f"{dump.root}: its segment table has {table.length}-sample segments, "
+                                  f"shorter than the ABX clips ({self.length} samples)")
+        tracks, counts = np.unique(table.track, return_counts=True)
+        self.two_segment_pieces = tracks[counts >= 2]
+        self.all_pieces = tracks
+        if len(self.two_segment_pieces) < 1 or len(tracks) < 2:
+            raise TaskConfigError(f"{dump.root}: pseudo pieces need two pieces, one with two segments of "
+                                  f"{self.length} samples; it has {len(tracks)} piece(s)")
+
+    def __len__(self) -> int:
+        return len(self.triplets) if self.size is None else self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def triplet_index(self, index: int) -> int:
+        """The triplet behind item ``index`` of the current epoch."""
+        if self.size is None:
+            return index
+        position = max(self.epoch - 1, 0) * self.size + index
+        cycle, offset = divmod(position, len(self.triplets))
+        return int(np.random.default_rng([self.seed, cycle]).permutation(len(self.triplets))[offset])
+
+    def other_origins(self, triplet: int) -> np.ndarray:
+        """(3, 2) origins of the non-target parts: segments of A, N, A (pseudo) or the clips (normal)."""
+        if self.pieces == "normal":
+            return self.clips[triplet]
+        key = [self.seed, self.epoch, triplet] if self.fresh_every_epoch else [self.seed, triplet]
+        rng = np.random.default_rng(key)
+        table = self.others.table
+        piece_a = int(rng.choice(self.two_segment_pieces))
+        piece_n = int(rng.choice(self.all_pieces[self.all_pieces != piece_a]))
+        a_1, a_2 = rng.choice(table.segments_of(piece_a), size=2, replace=False)
+        n_1 = rng.choice(table.segments_of(piece_n))
+        segments = np.array([a_1, n_1, a_2])
+        return np.stack([table.track[segments], table.start[segments]], axis=-1).astype(np.int64)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        triplet = self.triplet_index(index)
+        target, clips = int(self.targets[triplet]), self.clips[triplet]
+        others = self.other_origins(triplet)
+        num_sources = len(self.clip_dump.sources)
+        dump = self.clip_dump if self.pieces == "normal" else self.others.dump
+        audio = render(dump, np.repeat(others[:, None, :], num_sources, axis=1), self.length)
+        for role, (track, start) in enumerate(clips):
+            audio[role, target] = self.clip_dump.pcm(int(track), target, int(start), self.length)
+        return {"audio": torch.from_numpy(audio), "target": torch.tensor(target),
+                "clip_origin": torch.from_numpy(clips.copy()), "other_origin": torch.from_numpy(others),
+                "triplet": torch.tensor(triplet)}
+
+
+def target_path_losses(model: nn.Module, stems: torch.Tensor, targets: torch.Tensor, margin: float,
+                       separation_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    """Triplet loss of a Clean/Cascade model through each triplet's instrument only (one process).
+
+    ``stems`` (B, 3, S, L) float; ``targets`` (B,) the dump source index of each triplet's instrument.
+    Cascade: the instrument's separator on the mixture, then its extractor; Clean: its extractor on the
+    stem. With ``separation_weight``, the L1 of each separated magnitude to its clean stem's.
+    """
+    batch_size = stems.shape[0]
+    embeddings = [None] * batch_size
+    separation_sum, separation_count = stems.new_zeros(()), 0
+    for b in torch.unique(targets).tolist():
+        rows = torch.nonzero(targets == b).squeeze(1)
+        flat = stems[rows].flatten(0, 1)                                        # (n·3, S, L)
+        name = model.all_sources[b]
+        if model.takes_stems:
+            vectors = model.extractors[name](model.spectrogram(flat[:, b]))
+        else:
+            separated = model.separator.separators[name](model.separator.magnitude(flat.sum(dim=1)))
+            vectors = model.extractors[name](separated.magnitude)
+            if separation_weight > 0:
+                error = (separated.magnitude.float() - model.separator.magnitude(flat[:, b])).abs()
+                separation_sum = separation_sum + error.sum()
+                separation_count += error.numel()
+        for k, row in enumerate(rows.tolist()):
+            embeddings[row] = vectors[3 * k:3 * k + 3].float()
+    chosen = torch.stack(embeddings)                                             # (B, 3, D)
+    triplet = triplet_loss(chosen[:, 0], chosen[:, 1], chosen[:, 2], margin)
+    losses = {"loss": triplet, "triplet": triplet.detach()}
+    if separation_weight > 0:
+        separation = separation_sum / max(separation_count, 1)
+        losses["separation"] = separation.detach()
+        losses["loss"] = triplet + separation_weight * separation
+    return losses
+
+
+def frozen_digest(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer outside the feature extractors (what PAFT must not move)."""
+    inner = unwrap(model)
+    extractor = {id(t) for module in inner.extractor_modules()
+                 for t in (*module.parameters(), *module.buffers())}
+    digest = hashlib.sha256()
+    for key, tensor in inner.state_dict(keep_vars=True).items():
+        if id(tensor) in extractor:
+            continue
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@register_task("paft")
+class PaftTask(Task):
+    """Config ``task``: init (the experiment to fine-tune), abx_dir, abx_dump (the dump holding the ABX
+    clips' tracks), train_dump / valid_dump (the non-target parts of pseudo pieces), pieces (pseudo |
+    normal), fresh_every_epoch, split_seed (0; = the scoring seed), train_fraction (0.7), valid_fraction
+    (0.1), confident_only (false), train_examples / valid_examples (null: all), margin (0.2), batch_size,
+    num_workers, train_separators and separation_weight (Cascade-PAFT). ``model`` must describe the
+    model in ``init`` (the fine-tuned model is stored with this config)."""
+
+    def __init__(self, config: dict[str, Any], context: RunContext):
+        unknown = sorted(set(config.get("task", {})) - TASK_KEYS)
+        if unknown:
+            raise TaskConfigError(f"training config: unknown key(s) task.{', task.'.join(unknown)} for task "
+                                  f"'paft' (known: {', '.join(sorted(TASK_KEYS))})")
+        self.config, self.context = config, context
+        self.model_config = config.get("model") or {}
+        self.kind = self.model_config.get("type")
+        init = option(config, "init")
+        if not init:
+            raise TaskConfigError("training config: task.init must name the experiment PAFT fine-tunes")
+        self.init = Path(init)
+        self.margin = float(option(config, "margin", 0.2))
+        self.batch_size = option(config, "batch_size", 64)
+        self.workers = option(config, "num_workers", 0)
+        self.train_separators = bool(option(config, "train_separators", False))
+        self.separation_weight = float(option(config, "separation_weight", 0.0))
+        if (self.train_separators or self.separation_weight > 0) and self.kind != "cascade":
+            raise TaskConfigError(f"task.train_separators / task.separation_weight (Cascade-PAFT) need "
+                                  f"model.type cascade, got {self.kind!r}")
+        clip_dump = Dump.open(option(config, "abx_dump"))
+        self.sources = list(clip_dump.sources)
+        instruments = embedded_sources(self.model_config, self.sources)
+        abx = read_abx_set(option(config, "abx_dir"))
+        train, valid = paft_triplets(abx.triplets, instruments, int(option(config, "split_seed", 0)),
+                                     float(option(config, "train_fraction", 0.7)),
+                                     float(option(config, "valid_fraction", 0.1)),
+                                     bool(option(config, "confident_only", False)))
+        pieces = option(config, "pieces", "pseudo")
+        seconds = (abx.triplets[0].x.num_samples / clip_dump.sample_rate) if abx.triplets else 5.0
+        train_others = valid_others = None
+        if pieces == "pseudo":
+            train_others = open_set(option(config, "train_dump"), round(seconds))
+            valid_others = open_set(option(config, "valid_dump"), round(seconds))
+        fresh = bool(option(config, "fresh_every_epoch", False))
+        self.train_set = PaftDataset(train, clip_dump, pieces, train_others,
+                                     option(config, "train_examples", None), seed=context.seed,
+                                     fresh_every_epoch=fresh)
+        self.valid_set = PaftDataset(valid, clip_dump, pieces, valid_others,
+                                     option(config, "valid_examples", None), seed=context.seed + 1)
+        # Row of the model's embedding for each dump source index (−1: not embedded).
+        self.embedding_row = torch.full((len(self.sources),), -1, dtype=torch.long)
+        for row, name in enumerate(instruments):
+            self.embedding_row[self.sources.index(name)] = row
+        self.frozen = ""
+
+    def build_model(self) -> nn.Module:
+        model = build_model(self.model_config, self.sources)
+        trained = load_trained(self.init, self.sources)
+        try:
+            model.load_state_dict(trained.state_dict())
+        except RuntimeError as err:
+            raise TaskConfigError(f"task.init={self.init}: the trained model does not fit this config's "
+                                  f"model section (copy that of {self.init}/config.yaml): {err}") from err
+        if not self.train_separators:
+            self._check_split(model)
+            self.frozen = frozen_digest(model)
+        return model
+
+    @staticmethod
+    def _check_split(model: nn.Module) -> None:
+        """Assert that the extractors and the frozen rest together hold every parameter exactly once."""
+        groups = model.parameter_groups()
+        grouped = [id(p) for group in groups.values() for p in group]
+        if len(grouped) != len(set(grouped)) or set(grouped) != {id(p) for p in model.parameters()}:
+            raise TaskConfigError(f"{type(model).__name__}: extractor and separation parameters do not "
+                                  "partition the model's parameters; PAFT cannot tell what to freeze")
+
+    def trainable_parameters(self, model: nn.Module):
+        inner = unwrap(model)
+        return inner.parameters() if self.train_separators else inner.extractor_parameters()
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        if not self.train_separators:  # frozen parts: no dropout, no BatchNorm statistics updates
+            inner = unwrap(model)
+            inner.eval()
+            for module in inner.extractor_modules():
+                module.train()
+
+    def on_train_end(self, model: nn.Module) -> None:
+        if self.frozen and frozen_digest(model) != self.frozen:
+            raise RuntimeError("PAFT changed a frozen (non-extractor) weight or BatchNorm statistic")
+
+    def train_loader(self, epoch: int):
+        return sharded_loader(self.train_set, batch_size=self.batch_size, context=self.context, epoch=epoch,
+                              shuffle=True, num_workers=self.workers)
+
+    def valid_loader(self):
+        return sharded_loader(self.valid_set, batch_size=self.batch_size, context=self.context,
+                              num_workers=self.workers)
+
+    def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        stems, targets = stems_of(batch), batch["target"]
+        if self.kind in DIRECT_TYPES:
+            return direct_triplet_losses(model, stems, targets, self.margin)
+        if model is unwrap(model):
+            return target_path_losses(model, stems, targets, self.margin, self.separation_weight)
+        rows = self.embedding_row.to(targets.device)[targets]
+        return triplet_losses(model, stems, rows, self.margin, self.separation_weight)

@@ -1,0 +1,204 @@
+"""Stage 7, PAFT: the triplets it trains on, what the model hears, and what it may change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from inmsrl.bin.main import main
+from inmsrl.data.abx import (
+    ALL_DIFF,
+    ONE_SHARED,
+    AbxClip,
+    AbxResponse,
+    AbxTriplet,
+    read_abx_set,
+    split_train_test,
+    write_abx_set,
+)
+from inmsrl.data.dump import Dump, dump_data_dir
+from inmsrl.eval.testsets import clip_origin, track_index_by_number
+from inmsrl.models.config import build_model
+from inmsrl.tasks.common import stems_of
+from inmsrl.tasks.paft import PaftTask, clip_origins
+from inmsrl.tasks.triplet import triplet_losses
+from inmsrl.train.task import RunContext
+
+SOURCES = ["drums", "bass", "piano"]
+RATE = 44100
+SECONDS = 7
+TINY = {"unet": {"channels": [2, 4, 4, 8, 8, 8]}, "mel_bands": 32}
+TINY_DIRECT = {"unet": {"channels": [2, 4, 4, 8, 8, 9]}, "embedding_dim": 3}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A dump of 6 noise tracks (1 s clips), an ABX set over them and trained-looking experiments."""
+    root = tmp_path_factory.mktemp("paft")
+    rng = np.random.default_rng(0)
+    data = root / "data"
+    data.mkdir()
+    scp = {name: [] for name in [*SOURCES, "mix"]}
+    for t in range(1, 7):
+        track = f"Track{t:05d}"
+        stems = 0.1 * rng.standard_normal((len(SOURCES), SECONDS * RATE))
+        for name, stem in zip(SOURCES, stems, strict=True):
+            sf.write(data / f"{track}_{name}.wav", stem, RATE, subtype="PCM_16")
+            scp[name].append(f"{track} {data / f'{track}_{name}.wav'}")
+        sf.write(data / f"{track}_mix.wav", stems.sum(0), RATE, subtype="PCM_16")
+        scp["mix"].append(f"{track} {data / f'{track}_mix.wav'}")
+    (data / "sources").write_text(" ".join(SOURCES) + "\n")
+    for name, lines in scp.items():
+        (data / f"{name}.scp").write_text("\n".join(lines) + "\n")
+    (data / "track2dur").write_text("".join(f"Track{t:05d} {SECONDS}\n" for t in range(1, 7)))
+    dump_data_dir(data, root / "dump")
+    triplets = []
+    for sample in range(60):
+        instrument = ("drums", "bass", "piano")[sample % 3]
+        condition = (ALL_DIFF, ONE_SHARED)[(sample // 3) % 2]
+        tracks = rng.choice(np.arange(1, 7), size=3, replace=False)
+        if condition == ONE_SHARED:
+            tracks[1] = tracks[0]
+        segments = rng.choice(SECONDS, size=3, replace=False)
+        letters = ("X", "A", "B") if condition == ALL_DIFF else ("X", "Y", "C")
+        clips = [AbxClip(int(t), int(s) * RATE, (int(s) + 1) * RATE,
+                         f"set0/{sample}/{instrument}/{letter}_{t}-{s}.wav", int(s))
+                 for t, letter, s in zip(tracks, letters, segments, strict=True)]
+        votes_a = int(rng.integers(0, 6))
+        responses = tuple(AbxResponse("exsynth1", f"s{i}", "A+" if i < votes_a else "B+") for i in range(5))
+        triplets.append(AbxTriplet(0, sample, instrument, condition, *clips, responses))
+    write_abx_set(root / "abx", triplets)
+    for kind in ("clean", "cascade"):
+        save_experiment(root / "exp" / kind, {"type": kind, "target_sources": ["drums", "bass"], **TINY})
+    save_experiment(root / "exp" / "direct_reconst", {"type": "direct_reconst", **TINY_DIRECT})
+    return root
+
+
+def save_experiment(exp: Path, config: dict) -> None:
+    torch.manual_seed(0)
+    model = build_model(config, SOURCES)
+    with torch.no_grad():  # BatchNorm statistics that differ from the defaults, so that a reset would show
+        for name, buffer in model.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.uniform_(-0.1, 0.1)
+    exp.mkdir(parents=True)
+    torch.save({"model": model.state_dict(), "config": {"model": config}, "epoch": 1}, exp / "final.pt")
+
+
+def paft_config(corpus: Path, init: str, **task) -> dict:
+    model = torch.load(corpus / "exp" / init / "final.pt", weights_only=False)["config"]["model"]
+    return {"seed": 3, "model": model,
+            "task": {"name": "paft", "init": str(corpus / "exp" / init), "abx_dir": str(corpus / "abx"),
+                     "abx_dump": str(corpus / "dump"), "train_dump": str(corpus / "dump"),
+                     "valid_dump": str(corpus / "dump"), "pieces": "pseudo", "fresh_every_epoch": True,
+                     "split_seed": 5, "batch_size": 4, **task},
+            "optim": {"lr": 1e-2}, "trainer": {"max_epochs": 1, "patience": 1}}
+
+
+def make_task(config: dict) -> PaftTask:
+    return PaftTask(config, RunContext(0, 1, torch.device("cpu"), config["seed"], Path(".")))
+
+
+def run_training(tmp_path: Path, config: dict) -> dict[str, torch.Tensor]:
+    path = tmp_path / "paft.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", "--config", str(path), "--exp-dir", str(tmp_path / "exp")]) == 0
+    return torch.load(tmp_path / "exp" / "final.pt", weights_only=False)["model"]
+
+
+def test_trains_on_the_70_percent_split_only_with_x_anchor_and_majority_positive(corpus):
+    task = make_task(paft_config(corpus, "cascade"))
+    abx = read_abx_set(corpus / "abx")
+    train70, held_out = split_train_test(abx.triplets, 0.7, 5)  # what scoring evaluates on with --seed 5
+    trained = {t.key for t in task.train_set.triplets} | {t.key for t in task.valid_set.triplets}
+    assert not trained & {t.key for t in held_out}
+    assert trained == {t.key for t in train70 if t.instrument in ("drums", "bass") and t.majority}
+    assert not {t.key for t in task.train_set.triplets} & {t.key for t in task.valid_set.triplets}
+    dump = Dump.open(corpus / "dump")
+    index = track_index_by_number(dump.track_ids)
+    for triplet, clips in zip(task.train_set.triplets, task.train_set.clips, strict=True):
+        winner = triplet.a if triplet.votes_a > triplet.votes_b else triplet.b
+        loser = triplet.b if winner is triplet.a else triplet.a
+        expected = [clip_origin(c, index, RATE) for c in (triplet.x, winner, loser)]  # scoring's mapping
+        assert clips.tolist() == [list(e) for e in expected]
+        assert clip_origins(triplet, dump).tolist() == clips.tolist()
+
+
+def test_pseudo_pieces_carry_the_clip_target_and_others_from_pieces_a_n_a(corpus):
+    task = make_task(paft_config(corpus, "cascade"))
+    dataset, dump = task.train_set, Dump.open(corpus / "dump")
+    dataset.set_epoch(1)
+    for index in range(8):
+        item = dataset[index]
+        triplet = dataset.triplets[int(item["triplet"])]
+        b = SOURCES.index(triplet.instrument)
+        for role, clip in enumerate((triplet.x, triplet.positive, triplet.negative)):
+            track = track_index_by_number(dump.track_ids)[clip.track]
+            clip_audio = dump.pcm(track, b, clip.start, RATE)
+            np.testing.assert_array_equal(item["audio"][role, b].numpy(), clip_audio)
+            other_track, other_start = item["other_origin"][role].tolist()
+            for s in range(len(SOURCES)):
+                if s != b:
+                    np.testing.assert_array_equal(item["audio"][role, s].numpy(),
+                                                  dump.pcm(other_track, s, other_start, RATE))
+        (a1, _), (n1, _), (a2, _) = item["other_origin"].tolist()
+        assert a1 == a2 != n1 and item["other_origin"][0, 1] != item["other_origin"][2, 1]
+
+
+def test_normal_pieces_are_the_clips_own_mixtures(corpus):
+    task = make_task(paft_config(corpus, "cascade", pieces="normal"))
+    dump = Dump.open(corpus / "dump")
+    item = task.train_set[0]
+    triplet = task.train_set.triplets[int(item["triplet"])]
+    for role, clip in enumerate((triplet.x, triplet.positive, triplet.negative)):
+        track = track_index_by_number(dump.track_ids)[clip.track]
+        own = np.stack([dump.pcm(track, s, clip.start, RATE) for s in range(len(SOURCES))])
+        np.testing.assert_array_equal(item["audio"][role].numpy(), own)
+
+
+def test_one_instrument_path_gives_the_full_forward_loss(corpus):
+    task = make_task(paft_config(corpus, "cascade", train_separators=True, separation_weight=1.0))
+    model = task.build_model().eval()
+    batch = next(iter(task.train_loader(1)))
+    with torch.no_grad():
+        fast = task.losses(model, batch)
+        full = triplet_losses(model, stems_of(batch), task.embedding_row[batch["target"]], task.margin)
+    torch.testing.assert_close(fast["triplet"], full["triplet"])
+    assert fast["separation"] > 0
+
+
+@pytest.mark.parametrize("kind", ["cascade", "clean", "direct_reconst"])
+def test_paft_changes_the_extractors_and_nothing_else(corpus, tmp_path, kind):
+    before = torch.load(corpus / "exp" / kind / "final.pt", weights_only=False)["model"]
+    after = run_training(tmp_path, paft_config(corpus, kind, train_examples=8, valid_examples=4))
+    extractor = ("extractors.",) if kind != "direct_reconst" else ("encoder.", "head.")
+    frozen = [k for k in before if not k.startswith(extractor)]
+    assert frozen and any(k.startswith(("separator.", "decoders.", "spectrogram")) for k in frozen)
+    for key in frozen:  # weights and BatchNorm statistics bit for bit
+        assert torch.equal(before[key], after[key]), key
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(extractor))
+
+
+def test_cascade_paft_trains_the_separators_too(corpus, tmp_path):
+    before = torch.load(corpus / "exp" / "cascade" / "final.pt", weights_only=False)["model"]
+    after = run_training(tmp_path, paft_config(corpus, "cascade", train_examples=8, valid_examples=4,
+                                               train_separators=True, separation_weight=1.0))
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"separator", "extractors"}
+    assert "separation" in (tmp_path / "exp" / "train.log").read_text()
+
+
+def test_bad_configs_are_refused_with_the_key_named(corpus):
+    with pytest.raises(ValueError, match="task.unknown_key"):
+        make_task(paft_config(corpus, "cascade", unknown_key=1))
+    with pytest.raises(ValueError, match="model.type cascade"):
+        make_task(paft_config(corpus, "clean", train_separators=True))
+    config = paft_config(corpus, "cascade")
+    config["model"] = {**config["model"], "mel_bands": 16}
+    with pytest.raises(ValueError, match="model section"):
+        make_task(config).build_model()
