@@ -102,15 +102,9 @@ mkdir -p "${exp_dir}"
 } >> "${exp_dir}/command_history.sh"
 
 stages_run=()
-stages_skipped=()
 run_stage() {  # run_stage N NAME FUNCTION: runs FUNCTION when N is inside [stage, stop_stage]
   local number=$1 name=$2 fn=$3 start=$SECONDS
   [ "${stage}" -le "${number}" ] && [ "${stop_stage}" -ge "${number}" ] || return 0
-  if [ "${fn}" = - ]; then  # a stage whose implementation has not landed in this version yet
-    log "Stage ${number}: ${name}: not available in this version of inmsrl yet, skipped"
-    stages_skipped+=("${number}")
-    return 0
-  fi
   log "Stage ${number}: ${name}"
   "${fn}"
   log "Stage ${number}: ${name} done in $((SECONDS - start)) s"
@@ -286,7 +280,7 @@ run_stage 6 "Direct family" stage_direct
 run_stage 7 "PAFT" stage_paft
 run_stage 8 "scoring" stage_scoring
 
-log "Finished in ${SECONDS} s. Stages run: ${stages_run[*]:-none}${stages_skipped[*]:+; not yet available: ${stages_skipped[*]}}."
+log "Finished in ${SECONDS} s. Stages run: ${stages_run[*]:-none}."
 log "This command line is kept in ${exp_dir}/command_history.sh"
 exit 0
 }
