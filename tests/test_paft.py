@@ -17,12 +17,13 @@ from inmsrl.data.abx import (
     AbxClip,
     AbxResponse,
     AbxTriplet,
+    clip_origin,
     read_abx_set,
     split_train_test,
+    track_index_by_number,
     write_abx_set,
 )
 from inmsrl.data.dump import Dump, dump_data_dir
-from inmsrl.eval.testsets import clip_origin, track_index_by_number
 from inmsrl.models.config import build_model
 from inmsrl.tasks.common import stems_of
 from inmsrl.tasks.paft import PaftTask, clip_origins

@@ -78,6 +78,10 @@ class AbxFormatError(ValueError):
     """ABX answers or clip dictionaries that do not follow the Inst-Sim-ABX format."""
 
 
+class AbxClipError(ValueError):
+    """An ABX clip that the dump meant to hold its audio does not hold (track or sample rate)."""
+
+
 @dataclass(frozen=True)
 class AbxClip:
     """One 5 s clip: ``samples [start, end)`` of Slakh track ``track``, named ``path`` in the answers."""
@@ -557,3 +561,29 @@ def write_abx_set(out_dir: str | Path, triplets: Iterable[AbxTriplet]) -> Path:
             json.dump(clip_dict, stream, indent=4)
             stream.write("\n")
     return out
+
+
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
+
+
+def track_index_by_number(track_ids: Sequence[str]) -> dict[int, int]:
+    """``{17: i}`` for dump track ``i`` named ``Track00017``: the ABX set names a track by its number
+    (the JSON's ``ID``), a dump by an id ending in it."""
+    index = {}
+    for i, track_id in enumerate(track_ids):
+        match = _TRAILING_NUMBER.search(track_id)
+        if match:
+            index[int(match.group(1))] = i
+    return index
+
+
+def clip_origin(clip: AbxClip, track_index: dict[int, int], sample_rate: int, where: str = ""
+                ) -> tuple[int, int]:
+    """(dump track index, start) of an ABX clip; :class:`AbxClipError` naming the clip if the dump
+    (its ``track_index`` and ``sample_rate``) cannot supply it."""
+    if clip.sample_rate != sample_rate:
+        raise AbxClipError(f"{where}ABX clip {clip.path} is at {clip.sample_rate} Hz, "
+                           f"the dump at {sample_rate}")
+    if clip.track not in track_index:
+        raise AbxClipError(f"{where}ABX clip {clip.path}: track {clip.track} is not in the test dump")
+    return track_index[clip.track], clip.start

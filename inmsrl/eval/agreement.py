@@ -21,9 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest
 
-from inmsrl.data.abx import AbxTriplet, instruments_of
+from inmsrl.data.abx import AbxTriplet, clip_origin, instruments_of, track_index_by_number
 from inmsrl.eval.embeddings import EmbeddingSet
-from inmsrl.eval.testsets import clip_origin, track_index_by_number
 
 CONFIDENCE = 0.95
 

@@ -20,18 +20,16 @@ job, and the same for a source whatever other sources the dump has.
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from inmsrl.data.abx import AbxClip, AbxTriplet
+from inmsrl.data.abx import AbxClipError, AbxTriplet, clip_origin, track_index_by_number
 from inmsrl.data.segments import SegmentTable
 from inmsrl.eval.embeddings import NO_TARGET, EvalItems
 
 SET_NAMES = ("normal", "pseudo", "vis", "abx")
-_TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 
 class TestSetError(ValueError):
@@ -122,27 +120,6 @@ def visualisation_items(table: SegmentTable, sources: Sequence[str], targets: Se
     return _items(name, table.length, origins, labels, len(sources))
 
 
-def track_index_by_number(track_ids: Sequence[str]) -> dict[int, int]:
-    """``{17: i}`` for dump track ``i`` named ``Track00017`` (the number the ABX set's ``ID`` gives)."""
-    index = {}
-    for i, track_id in enumerate(track_ids):
-        match = _TRAILING_NUMBER.search(track_id)
-        if match:
-            index[int(match.group(1))] = i
-    return index
-
-
-def clip_origin(clip: AbxClip, track_index: dict[int, int], sample_rate: int, where: str = ""
-                ) -> tuple[int, int]:
-    """(dump track index, start) of an ABX clip; an error naming the clip if the dump lacks it."""
-    if clip.sample_rate != sample_rate:
-        raise TestSetError(f"{where}ABX clip {clip.path} is at {clip.sample_rate} Hz, "
-                           f"the dump at {sample_rate}")
-    if clip.track not in track_index:
-        raise TestSetError(f"{where}ABX clip {clip.path}: track {clip.track} is not in the test dump")
-    return track_index[clip.track], clip.start
-
-
 def abx_items(triplets: Iterable[AbxTriplet], track_ids: Sequence[str], num_sources: int, sample_rate: int,
               name: str = "abx") -> EvalItems:
     """Each distinct clip (X, A, B, Y or C) of ``triplets`` once, with all its sources."""
@@ -154,6 +131,9 @@ def abx_items(triplets: Iterable[AbxTriplet], track_ids: Sequence[str], num_sour
             if length is not None and clip.num_samples != length:
                 raise TestSetError(f"ABX clip {clip.path} has {clip.num_samples} samples, others {length}")
             length = clip.num_samples
-            seen.setdefault(clip_origin(clip, index, sample_rate, f"triplet {triplet.key}: "))
+            try:
+                seen.setdefault(clip_origin(clip, index, sample_rate, f"triplet {triplet.key}: "))
+            except AbxClipError as err:
+                raise TestSetError(str(err)) from err
     origins = [np.tile(np.array(key, dtype=np.int64), (num_sources, 1)) for key in seen]
     return _items(name, length or 0, origins, [NO_TARGET] * len(origins), num_sources)

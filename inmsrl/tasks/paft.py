@@ -37,7 +37,6 @@ statistics then cover the whole batch rather than its own instrument's triplets.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,14 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from inmsrl.data.abx import AbxTriplet, read_abx_set, split_train_test
+from inmsrl.data.abx import (
+    AbxClipError,
+    AbxTriplet,
+    clip_origin,
+    read_abx_set,
+    split_train_test,
+    track_index_by_number,
+)
 from inmsrl.data.dump import Dump
 from inmsrl.data.triplets import render
 from inmsrl.models.config import build_model
@@ -68,7 +74,6 @@ from inmsrl.train.task import RunContext, Task, register_task, sharded_loader
 PIECES = ("pseudo", "normal")
 ROLES = ("anchor", "positive", "negative")
 DIRECT_TYPES = ("direct", "direct_reconst")
-_TRAILING_NUMBER = re.compile(r"(\d+)$")
 TASK_KEYS = frozenset({
     "name", "init", "abx_dir", "abx_dump", "train_dump", "valid_dump", "pieces", "fresh_every_epoch",
     "split_seed", "train_fraction", "valid_fraction", "confident_only", "train_examples",
@@ -84,23 +89,15 @@ def embedded_sources(model_config: dict[str, Any], sources: Sequence[str]) -> li
 
 
 def clip_origins(triplet: AbxTriplet, clip_dump: Dump) -> np.ndarray:
-    """(3, 2) (dump track index, start) of X, the positive and the negative clip of ``triplet``.
-
-    The ABX set names a track by its number (``ID``), the dump by an id ending in it (``Track00017``):
-    the mapping of :func:`inmsrl.eval.testsets.clip_origin`, which scoring uses (the tests check that
-    both agree; this layer may not import the evaluation code).
-    """
-    index = {int(m.group(1)): i for i, track_id in enumerate(clip_dump.track_ids)
-             if (m := _TRAILING_NUMBER.search(track_id))}
-    origins = []
-    for clip in (triplet.x, triplet.positive, triplet.negative):
-        if clip.sample_rate != clip_dump.sample_rate:
-            raise TaskConfigError(f"triplet {triplet.key}: ABX clip {clip.path} is at {clip.sample_rate} Hz, "
-                                  f"{clip_dump.root} at {clip_dump.sample_rate}")
-        if clip.track not in index:
-            raise TaskConfigError(f"triplet {triplet.key}: ABX clip {clip.path}: track {clip.track} is not "
-                                  f"in {clip_dump.root} (task.abx_dump: the dump of the ABX clips' tracks)")
-        origins.append((index[clip.track], clip.start))
+    """(3, 2) (dump track index, start) of X, the positive and the negative clip of ``triplet``, with
+    the mapping scoring uses (:func:`inmsrl.data.abx.clip_origin`)."""
+    index = track_index_by_number(clip_dump.track_ids)
+    try:
+        origins = [clip_origin(clip, index, clip_dump.sample_rate, f"triplet {triplet.key}: ")
+                   for clip in (triplet.x, triplet.positive, triplet.negative)]
+    except AbxClipError as err:
+        raise TaskConfigError(f"{err} ({clip_dump.root}; task.abx_dump: the dump of the ABX clips' tracks)"
+                              ) from err
     return np.array(origins, dtype=np.int64)
 
 
