@@ -9,12 +9,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from inmsrl.data.dump import Dump
 from inmsrl.data.segments import SegmentTable, ensure_segment_tables
 from inmsrl.data.triplets import pcm_to_float
 from inmsrl.models.config import build_model
 from inmsrl.models.separator import SourceSeparator
+from inmsrl.train.task import RunContext, Task, sharded_loader
 
 
 class TaskConfigError(ValueError):
@@ -52,6 +54,27 @@ def source_indices(dump: Dump, names: list[str]) -> list[int]:
         raise TaskConfigError(f"source(s) {', '.join(unknown)} not in {dump.root} "
                               f"(it has {', '.join(dump.sources)})")
     return [dump.sources.index(n) for n in names]
+
+
+class DatasetTask(Task):
+    """A task whose data are one training and one validation dataset, loaded in global batches of
+    ``batch_size`` shared among the DDP processes (every training stage); subclasses set the
+    attributes below and implement ``build_model`` and ``losses``."""
+
+    context: RunContext
+    train_set: Dataset
+    valid_set: Dataset
+    batch_size: int
+    workers: int = 0
+    shuffle_train: bool = False
+
+    def train_loader(self, epoch: int) -> DataLoader:
+        return sharded_loader(self.train_set, batch_size=self.batch_size, context=self.context, epoch=epoch,
+                              shuffle=self.shuffle_train, num_workers=self.workers)
+
+    def valid_loader(self) -> DataLoader:
+        return sharded_loader(self.valid_set, batch_size=self.batch_size, context=self.context,
+                              num_workers=self.workers)
 
 
 def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,

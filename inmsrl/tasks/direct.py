@@ -29,6 +29,7 @@ from inmsrl.models.config import build_model
 from inmsrl.models.direct import Direct, DirectReconst
 from inmsrl.models.extractor import EMBEDDING_DIM
 from inmsrl.tasks.common import (
+    DatasetTask,
     TaskConfigError,
     load_trained,
     open_set,
@@ -37,7 +38,7 @@ from inmsrl.tasks.common import (
     triplet_loss,
     unwrap,
 )
-from inmsrl.train.task import RunContext, Task, register_task, sharded_loader
+from inmsrl.train.task import RunContext, register_task
 
 
 def _model_type(config: dict[str, Any], allowed: tuple[str, ...], task: str) -> str:
@@ -55,7 +56,7 @@ TRIPLET_KEYS = COMMON_KEYS | {"init", "triplets", "fresh_every_epoch", "margin",
                               "reconstruction_weight"}
 
 
-class _DirectTask(Task):
+class _DirectTask(DatasetTask):
     """What both stage-6 tasks share: the dumps, the loaders and the model built for the dump's sources."""
 
     keys: frozenset[str]
@@ -78,14 +79,6 @@ class _DirectTask(Task):
 
     train_set: Any
     valid_set: Any
-
-    def train_loader(self, epoch: int):
-        return sharded_loader(self.train_set, batch_size=self.batch_size, context=self.context, epoch=epoch,
-                              num_workers=self.workers)
-
-    def valid_loader(self):
-        return sharded_loader(self.valid_set, batch_size=self.batch_size, context=self.context,
-                              num_workers=self.workers)
 
 
 @register_task("direct_pretrain")

@@ -16,12 +16,20 @@ from torch import nn
 
 from inmsrl.data.triplets import SegmentDataset
 from inmsrl.models.config import build_model
-from inmsrl.tasks.common import TaskConfigError, open_set, option, source_indices, stems_of, unwrap
-from inmsrl.train.task import RunContext, Task, register_task, sharded_loader
+from inmsrl.tasks.common import (
+    DatasetTask,
+    TaskConfigError,
+    open_set,
+    option,
+    source_indices,
+    stems_of,
+    unwrap,
+)
+from inmsrl.train.task import RunContext, register_task
 
 
 @register_task("mss")
-class MSSTask(Task):
+class MSSTask(DatasetTask):
     """Config ``task``: train_dump, valid_dump, segment_seconds (3), valid_segment_seconds (10),
     train_examples, valid_examples, batch_size, num_workers; ``model``: type separator, one target source."""
 
@@ -45,14 +53,6 @@ class MSSTask(Task):
 
     def build_model(self) -> nn.Module:
         return build_model(self.config["model"], self.train.dump.sources)
-
-    def train_loader(self, epoch: int):
-        return sharded_loader(self.train_set, batch_size=self.batch_size, context=self.context, epoch=epoch,
-                              num_workers=self.workers)
-
-    def valid_loader(self):
-        return sharded_loader(self.valid_set, batch_size=self.batch_size, context=self.context,
-                              num_workers=self.workers)
 
     def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return separation_losses(model, stems_of(batch), self.index)

@@ -58,6 +58,7 @@ from inmsrl.data.dump import Dump
 from inmsrl.data.triplets import render
 from inmsrl.models.config import build_model
 from inmsrl.tasks.common import (
+    DatasetTask,
     DumpedSet,
     TaskConfigError,
     load_trained,
@@ -69,7 +70,7 @@ from inmsrl.tasks.common import (
 )
 from inmsrl.tasks.direct import direct_triplet_losses
 from inmsrl.tasks.triplet import triplet_losses
-from inmsrl.train.task import RunContext, Task, register_task, sharded_loader
+from inmsrl.train.task import RunContext, register_task
 
 PIECES = ("pseudo", "normal")
 ROLES = ("anchor", "positive", "negative")
@@ -253,13 +254,15 @@ def frozen_digest(model: nn.Module) -> str:
 
 
 @register_task("paft")
-class PaftTask(Task):
+class PaftTask(DatasetTask):
     """Config ``task``: init (the experiment to fine-tune), abx_dir, abx_dump (the dump holding the ABX
     clips' tracks), train_dump / valid_dump (the non-target parts of pseudo pieces), pieces (pseudo |
     normal), fresh_every_epoch, split_seed (0; = the scoring seed), train_fraction (0.7), valid_fraction
     (0.1), confident_only (false), train_examples / valid_examples (null: all), margin (0.2), batch_size,
     num_workers, train_separators and separation_weight (Cascade-PAFT). ``model`` must describe the
     model in ``init`` (the fine-tuned model is stored with this config)."""
+
+    shuffle_train = True  # the ABX triplets come in a fixed order; visit them in a new one each epoch
 
     def __init__(self, config: dict[str, Any], context: RunContext):
         unknown = sorted(set(config.get("task", {})) - TASK_KEYS)
@@ -343,14 +346,6 @@ class PaftTask(Task):
     def on_train_end(self, model: nn.Module) -> None:
         if self.frozen and frozen_digest(model) != self.frozen:
             raise RuntimeError("PAFT changed a frozen (non-extractor) weight or BatchNorm statistic")
-
-    def train_loader(self, epoch: int):
-        return sharded_loader(self.train_set, batch_size=self.batch_size, context=self.context, epoch=epoch,
-                              shuffle=True, num_workers=self.workers)
-
-    def valid_loader(self):
-        return sharded_loader(self.valid_set, batch_size=self.batch_size, context=self.context,
-                              num_workers=self.workers)
 
     def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         stems, targets = stems_of(batch), batch["target"]

@@ -24,6 +24,7 @@ from torch import nn
 from inmsrl.data.triplets import TripletDataset
 from inmsrl.models.config import build_model
 from inmsrl.tasks.common import (
+    DatasetTask,
     TaskConfigError,
     load_separators_into,
     load_trained,
@@ -34,11 +35,11 @@ from inmsrl.tasks.common import (
     triplet_loss,
     unwrap,
 )
-from inmsrl.train.task import RunContext, Task, register_task, sharded_loader
+from inmsrl.train.task import RunContext, register_task
 
 
 @register_task("triplet")
-class TripletTask(Task):
+class TripletTask(DatasetTask):
     """Config ``task``: train_dump, valid_dump, triplets (pseudo | s4), fresh_every_epoch, margin,
     segment_seconds (3), valid_segment_seconds (10), train_examples, valid_examples, batch_size,
     num_workers, separators (``exp/mss/{source}`` or null), init (an experiment dir or null),
@@ -90,14 +91,6 @@ class TripletTask(Task):
         if not self.train_separators:  # frozen separators keep their batch-norm statistics
             for module in unwrap(model).separation_modules():
                 module.eval()
-
-    def train_loader(self, epoch: int):
-        return sharded_loader(self.train_set, batch_size=self.batch_size, context=self.context, epoch=epoch,
-                              num_workers=self.workers)
-
-    def valid_loader(self):
-        return sharded_loader(self.valid_set, batch_size=self.batch_size, context=self.context,
-                              num_workers=self.workers)
 
     def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         rows = self.embedding_row.to(batch["target"].device)[batch["target"]]
