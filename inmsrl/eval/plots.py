@@ -58,7 +58,7 @@ def plot_tsne(panels: Mapping[tuple[str, str], Mapping[str, np.ndarray]], models
                            color=colours(targets[t] % 10), marker=MARKERS[others[o] % len(MARKERS)],
                            linewidths=0)
     fig.suptitle("t-SNE of pseudo-musical pieces: colour = target piece, marker = non-target piece")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (3.2 * len(models))))  # keep the title off the top row
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

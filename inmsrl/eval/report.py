@@ -120,7 +120,9 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
             runs = paft.get(m, [])
             if runs:
                 cell_runs = [per_model[r].get(condition, {}) for r in runs]
-                row = [f"{model_label(m)} w/ PAFT" + (f" ({len(runs)} runs)" if len(runs) > 1 else "")]
+                # Cascade-PAFT is PAFT itself (E2E-FT and PAFT at once), not a model "w/ PAFT".
+                name = model_label(m) if m.endswith("_paft") else f"{model_label(m)} w/ PAFT"
+                row = [name + (f" ({len(runs)} runs)" if len(runs) > 1 else "")]
                 for s in sources:
                     acc = [c[s]["accuracy"] for c in cell_runs if s in c]
                     if not acc:
@@ -131,7 +133,10 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
                         row.append(f"{100 * np.mean(acc):.2f} ± {100 * np.std(acc):.2f}")
                 means = [_mean([c[s]["accuracy"] for s in mean_sources if s in c]) for c in cell_runs]
                 means = [v for v in means if v is not None]
-                row.append(_fmt(100 * float(np.mean(means)) if means else None))
+                if len(means) > 1:
+                    row.append(f"{100 * np.mean(means):.2f} ± {100 * np.std(means):.2f}")
+                else:
+                    row.append(_fmt(100 * float(np.mean(means)) if means else None))
                 rows.append(row)
         counts = abx.get("evaluated", {}).get(condition, {})
         lines += [f"**{condition}** (triplets evaluated: "
