@@ -62,6 +62,8 @@ CONF
 
 running() { pgrep -x "$1" >/dev/null; }
 
+munge_works() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
+
 wait_for_node() {
   local i
   for i in $(seq 1 60); do
@@ -75,11 +77,15 @@ start() {
   install_packages
   need_root "starting the local cluster"
   write_config
-  if ! running munged; then
+  if ! munge_works; then
     [ -f /etc/munge/munge.key ] || { mungekey --create 2>/dev/null || dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null; }
     chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
     mkdir -p /run/munge && chown munge:munge /run/munge
-    runuser -u munge -- /usr/sbin/munged
+    # --force: a munged killed earlier leaves its socket and pid file behind.
+    runuser -u munge -- /usr/sbin/munged --force
+    local i
+    for i in $(seq 1 20); do munge_works && break; sleep 0.25; done
+    munge_works || die "munged does not answer; see /var/log/munge/munged.log"
   fi
   running slurmctld || slurmctld -f "$conf"
   running slurmd || slurmd -f "$conf"
