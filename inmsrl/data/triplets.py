@@ -160,7 +160,26 @@ def pcm_to_float(audio: torch.Tensor) -> torch.Tensor:
     return audio.float() / INT16_SCALE
 
 
-class TripletDataset(Dataset):
+class DrawnDataset(Dataset):
+    """``size`` examples, each drawn from ``(seed, index)`` alone — or ``(seed, epoch, index)`` with
+    ``fresh_every_epoch`` — so that loading is reproducible whatever the workers or the order."""
+
+    def __init__(self, size: int, seed: int, fresh_every_epoch: bool):
+        self.size, self.seed, self.fresh_every_epoch, self.epoch = size, seed, fresh_every_epoch, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def rng(self, draw: int) -> np.random.Generator:
+        """The generator of draw ``draw`` in the current epoch."""
+        key = [self.seed, self.epoch, draw] if self.fresh_every_epoch else [self.seed, draw]
+        return np.random.default_rng(key)
+
+
+class TripletDataset(DrawnDataset):
     """``size`` triplets of ``kind`` ("s4" or "pseudo"); item = int16 audio (3, S, L), target, origin.
 
     With ``fresh_every_epoch`` the triplets are redrawn each epoch (call :meth:`set_epoch`), else the
@@ -174,20 +193,13 @@ class TripletDataset(Dataset):
             raise ValueError(f"triplet kind {kind!r} is not one of {KINDS}")
         if tuple(table.active.shape[1:]) != (len(dump.sources),):
             raise ValueError("segment table and dump disagree on the number of sources")
-        self.dump, self.table, self.kind, self.size = dump, table, kind, size
-        self.seed, self.fresh_every_epoch, self.epoch = seed, fresh_every_epoch, 0
+        super().__init__(size, seed, fresh_every_epoch)
+        self.dump, self.table, self.kind = dump, table, kind
         self.sampler = TripletSampler(table, targets)
-
-    def __len__(self) -> int:
-        return self.size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def recipe(self, index: int) -> TripletRecipe:
         draw = index // 2 if self.kind == "pseudo" else index
-        key = [self.seed, self.epoch, draw] if self.fresh_every_epoch else [self.seed, draw]
-        rng = np.random.default_rng(key)
+        rng = self.rng(draw)
         if self.kind == "s4":
             return self.sampler.s4(rng)
         return self.sampler.pseudo_pair(rng)[index % 2]
@@ -199,7 +211,7 @@ class TripletDataset(Dataset):
                 "origin": torch.from_numpy(recipe.origin)}
 
 
-class SubsetMixtureDataset(Dataset):
+class SubsetMixtureDataset(DrawnDataset):
     """Segments with a random non-empty subset of their sources (Direct pre-training).
 
     Item: ``audio`` (S, L) int16 with the left-out sources zeroed, ``subset`` (S,) bool, ``active`` (S,) bool
@@ -210,19 +222,12 @@ class SubsetMixtureDataset(Dataset):
                  fresh_every_epoch: bool = True):
         if len(table) == 0:
             raise SamplingError("the segment table is empty")
-        self.dump, self.table, self.size = dump, table, size
-        self.seed, self.fresh_every_epoch, self.epoch = seed, fresh_every_epoch, 0
+        super().__init__(size, seed, fresh_every_epoch)
+        self.dump, self.table = dump, table
         self.subsets = nonempty_subsets(len(dump.sources))
 
-    def __len__(self) -> int:
-        return self.size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        key = [self.seed, self.epoch, index] if self.fresh_every_epoch else [self.seed, index]
-        rng = np.random.default_rng(key)
+        rng = self.rng(index)
         seg = int(rng.integers(len(self.table)))
         subset = np.zeros(len(self.dump.sources), dtype=bool)
         subset[list(self.subsets[int(rng.integers(len(self.subsets)))])] = True
@@ -233,7 +238,7 @@ class SubsetMixtureDataset(Dataset):
                 "origin": torch.from_numpy(origin)}
 
 
-class SegmentDataset(Dataset):
+class SegmentDataset(DrawnDataset):
     """Random segments of the table with all their sources (separation training, validation sets).
 
     Item: ``audio`` (S, L) int16, ``active`` (S,) bool, ``origin`` (S, 2). With ``active_source`` only
@@ -247,18 +252,11 @@ class SegmentDataset(Dataset):
         if len(candidates) == 0:
             where = "" if active_source is None else f" where {dump.sources[active_source]} is active"
             raise SamplingError(f"no segment to draw from{where}")
-        self.dump, self.table, self.size, self.candidates = dump, table, size, candidates
-        self.seed, self.fresh_every_epoch, self.epoch = seed, fresh_every_epoch, 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        super().__init__(size, seed, fresh_every_epoch)
+        self.dump, self.table, self.candidates = dump, table, candidates
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        key = [self.seed, self.epoch, index] if self.fresh_every_epoch else [self.seed, index]
-        seg = int(np.random.default_rng(key).choice(self.candidates))
+        seg = int(self.rng(index).choice(self.candidates))
         origin = np.tile([self.table.track[seg], self.table.start[seg]],
                          (len(self.dump.sources), 1)).astype(np.int64)
         audio = render(self.dump, origin[None], self.table.length)[0]
