@@ -42,7 +42,6 @@ import numpy as np
 
 from inmsrl.audio.io import read_audio
 from inmsrl.data.abx import (
-    ALL_DIFF,
     CONDITIONS,
     ONE_SHARED,
     PAIR_LETTERS,
@@ -622,12 +621,3 @@ def simulate_abx_set(corpus: str | Path, split: str, options: SimulationOptions 
                            for clip, letter in zip((draw.x, *pair), ("X", *letters), strict=True))
                 triplets.append(AbxTriplet(set_id, sample_id, instrument, condition, x, a, b, responses))
     return triplets
-
-
-def confident_shares(triplets: Sequence[AbxTriplet]) -> dict[str, float]:
-    """Share of triplets with more than 75 % agreement, per condition (the realism check of the noise)."""
-    shares = {}
-    for condition in (ALL_DIFF, ONE_SHARED):
-        members = [t for t in triplets if t.condition == condition]
-        shares[condition] = sum(t.is_confident() for t in members) / len(members) if members else 0.0
-    return shares

@@ -79,11 +79,6 @@ def knn_accuracy(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray | N
     return IdScore(float(np.mean(predicted == labels)), len(labels), len(np.unique(labels)))
 
 
-def music_id_accuracy(vectors: np.ndarray, labels: np.ndarray, k: int = K_NEIGHBOURS) -> float:
-    """Leave-one-out ``k``-NN music-ID accuracy of ``vectors`` (n, d) with piece ``labels`` (n,)."""
-    return knn_accuracy(vectors, labels, None, k).accuracy
-
-
 def mes_normal(embeddings: EmbeddingSet, k: int = K_NEIGHBOURS) -> dict[str, IdScore]:
     """MES-Normal per embedded source, on the segments where that source is active."""
     scores = {}

@@ -97,12 +97,6 @@ def register_task(name: str, factory: TaskFactory | None = None) -> Any:
     return add if factory is None else add(factory)
 
 
-def registered_tasks() -> list[str]:
-    """Names of the registered tasks, sorted (after importing ``inmsrl.tasks``)."""
-    _import_task_package()
-    return sorted(_REGISTRY)
-
-
 def task_factory(name: str) -> TaskFactory:
     """The factory for ``name``: registered, ``module:attribute``, or found in ``inmsrl.tasks``."""
     if name in _REGISTRY:
