@@ -25,8 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from inmsrl.data.dump import Dump
     from inmsrl.data.segments import ensure_segment_tables
     from inmsrl.eval.embeddings import embed_segments
@@ -36,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     dump = Dump.open(args.dump)
     results: dict[str, dict] = {"sdr": {}, "mes_normal": {}}
+    chance: dict[str, float] = {}
     try:
         if args.separators:
             separator = load_separator_set(args.separators, args.sources, dump.sources)
@@ -49,15 +48,16 @@ def run(args: argparse.Namespace) -> int:
                 results["sdr"][exp_dir] = sdr_scores(model.separator, dump)[0]
             scores = mes_normal(embed_segments(model, dump, table))
             results["mes_normal"][exp_dir] = {name: score.accuracy for name, score in scores.items()}
+            chance.update({name: score.chance for name, score in scores.items()})
     except TaskConfigError as err:
         print(f"inmsrl quick-eval: {err}", file=sys.stderr)
         return 1
+    if chance:
+        results["mes_normal"]["chance"] = chance
 
-    tracks = len(np.unique([dump.track_ids[t] for t in table.track])) if args.models else 0
     _print_table("SDR (dB, median over frames and tracks)", results["sdr"])
-    _print_table(f"MES-Normal (5-NN same-song accuracy, {args.segment_seconds:g} s segments; "
-                 f"chance ≈ {100 / max(tracks, 1):.0f}%)", {k: {s: 100 * v for s, v in row.items()}
-                                                           for k, row in results["mes_normal"].items()})
+    _print_table(f"MES-Normal (%, 5-NN same-song accuracy, {args.segment_seconds:g} s segments)",
+                 {k: {s: 100 * v for s, v in row.items()} for k, row in results["mes_normal"].items()})
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 def _print_table(title: str, rows: dict[str, dict[str, float]]) -> None:
     if not rows:
         return
-    columns = list(next(iter(rows.values())))
+    columns = list(dict.fromkeys(column for row in rows.values() for column in row))
     width = max(len(name) for name in rows) + 2
     print(f"\n{title}")
     print(" " * width + "".join(f"{c:>10}" for c in columns))
