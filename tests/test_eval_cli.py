@@ -117,3 +117,29 @@ def test_stage8_commands_write_scores_report_and_figure(tmp_path, capsys):
     assert re.findall(r"\d+\.\d\d", row) == expected
     sdr_row = next(line for line in text.splitlines() if line.startswith("| Mixture (unprocessed) |"))
     assert f"{result['sdr']['mixture']['drums']:.2f}" in sdr_row
+
+
+def test_pseudo_items_run_only_the_target_separator_and_match_the_full_embedding(tmp_path):
+    from inmsrl.data.segments import ensure_segment_tables
+    from inmsrl.eval.embeddings import embed_items, segment_items
+    from inmsrl.eval.testsets import pseudo_test_items
+
+    make_data_dir(tmp_path / "data")
+    dump = dump_data_dir(tmp_path / "data", tmp_path / "dump")
+    table = ensure_segment_tables(dump, [2.0])[2.0]
+    torch.manual_seed(0)
+    model = build_model({"type": "cascade", "target_sources": SOURCES, **TINY}, SOURCES).eval()
+    calls = {name: 0 for name in SOURCES}
+    for name in SOURCES:
+        model.separator.separators[name].register_forward_hook(
+            lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    items = pseudo_test_items(table, SOURCES, ["bass"], num_targets=2, others_per_target=2)
+    pseudo = embed_items(model, dump, items, batch_size=4)
+    assert calls == {"drums": 0, "bass": -(-len(items) // 4)}
+    assert np.isnan(pseudo.vectors[:, 0]).all() and not pseudo.active[:, 0].any()
+    # The bass vector of a pseudo item is the one the full model gives the same audio as a normal item.
+    same_audio = segment_items("normal", table, len(SOURCES))
+    same_audio = type(same_audio)("x", items.length, items.origins, np.full(len(items), -1))
+    full = embed_items(model, dump, same_audio, batch_size=4)
+    np.testing.assert_allclose(pseudo.vectors[:, 1], full.vectors[:, 1], rtol=1e-5, atol=1e-6)
+    assert pseudo.active[:, 1].tolist() == full.active[:, 1].tolist()

@@ -151,6 +151,27 @@ def test_gpu_0_leaves_cuda_visible_devices_alone(tmp_path: Path) -> None:
     assert log_lines(tmp_path / "log/g.log")[2] == "5,6"
 
 
+def test_each_task_gets_its_share_of_the_cpus_as_threads(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+    def threads(*args: str, extra: dict[str, str] | None = None) -> set[str]:
+        for old in tmp_path.glob("log/*"):
+            old.unlink()
+        result = subprocess.run([str(UTILS / "run.pl"), *args, "log/t.JOB.log", "sh", "-c",
+                                 'echo "$OMP_NUM_THREADS $MKL_NUM_THREADS"'], cwd=tmp_path,
+                                env={**env, **(extra or {})}, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return {log_lines(p)[2] for p in tmp_path.glob("log/t.*.log")}
+
+    cpus = os.cpu_count() or 1
+    assert threads("JOB=1:1") == {f"{cpus} {cpus}"}  # one task: every CPU
+    at_once = min(cpus, 4)
+    share = max(1, cpus // at_once)
+    assert threads("--max-jobs-run", str(at_once), "JOB=1:8") == {f"{share} {share}"}
+    assert threads("--num-threads", "3", "JOB=1:2") == {"3 3"}
+    assert threads("JOB=1:2", extra={"OMP_NUM_THREADS": "5"}) == {"5 "}  # the caller's choice stays
+
+
 def test_options_in_equals_form_and_threads_in_accounting(tmp_path: Path) -> None:
     result = wrapper("run.pl", "--num-threads=3", "--max-jobs-run=1", "--mem=2G", "log/a.log", "true",
                      cwd=tmp_path)

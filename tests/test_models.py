@@ -286,6 +286,17 @@ def test_clean_embeds_each_stem_with_its_own_extractor():
         model.embed(stems[:, :4])
 
 
+@pytest.mark.parametrize("kind", ["clean", "cascade", "direct", "direct_reconst"])
+def test_embedding_a_subset_of_sources_gives_their_columns_of_the_full_embedding(kind):
+    model = tiny(kind).eval()
+    x = torch.randn(2, 5, 22050) if model.takes_stems else torch.randn(2, 22050)
+    with torch.no_grad():
+        full = model.embed(x)
+        torch.testing.assert_close(model.embed(x, ["guitar", "drums"]), full[:, [3, 0]])
+    with pytest.raises(ValueError, match="does not embed 'vocals'"):
+        model.embed(x, ["vocals"])
+
+
 def test_cascade_returns_separations_for_the_auxiliary_loss_and_trains_end_to_end():
     model = tiny("cascade", target_sources=["guitar", "drums"]).train()
     mixture, stems = torch.randn(2, 22050), torch.randn(2, 5, 22050)

@@ -19,7 +19,10 @@ Exits 1 if any task fails, naming a failed task's log.
 
 options:
   --max-jobs-run N   run at most N tasks at once (default: the number of CPUs)
-  --num-threads N    recorded in the log's Accounting line (run.pl does not limit threads)
+  --num-threads N    threads per task: sets OMP_NUM_THREADS and MKL_NUM_THREADS (torch follows them).
+                     Without it a task keeps an OMP_NUM_THREADS set by the caller, else gets its share
+                     of the CPUs (CPUs / tasks running at once, at least 1): tasks that each took
+                     every CPU would slow each other down.
   --gpu N            give each task N GPUs of its own in CUDA_VISIBLE_DEVICES, from the ids in
                      $CUDA_VISIBLE_DEVICES if set, else from `nvidia-smi -L`; tasks wait for free
                      GPUs. --gpu 0 (default) leaves CUDA_VISIBLE_DEVICES as it is.
@@ -35,6 +38,7 @@ my @ids = Inmsrl::Job::tasks_to_run($job);
 my $gpus_per_task = Inmsrl::Job::option($job, 'gpu', 0);
 my $max_jobs = Inmsrl::Job::option($job, 'max_jobs_run', Inmsrl::Job::num_cpus());
 my @free_gpus = $gpus_per_task > 0 ? gpu_pool($gpus_per_task) : ();
+my $threads = task_threads();
 my $script = Inmsrl::Job::task_script($job, 'task_id=$1');
 
 if ($job->{dry_run}) {
@@ -76,6 +80,7 @@ sub start_task {
         @SIG{qw(INT TERM HUP)} = ('DEFAULT') x 3;
         POSIX::sigprocmask(SIG_UNBLOCK, $signals);
         $ENV{CUDA_VISIBLE_DEVICES} = join(',', @gpus) if $gpus_per_task > 0;
+        @ENV{qw(OMP_NUM_THREADS MKL_NUM_THREADS)} = ($threads) x 2 if defined $threads;
         open(STDIN, '<', '/dev/null');    # a background task must never wait on the terminal
         exec('bash', '-c', $script, 'run.pl', $id) or POSIX::_exit(127);
     }
@@ -104,6 +109,16 @@ sub stop_all {
     print STDERR "run.pl: received SIG$signal; killed ", scalar(@stopped), " running task(s)",
         (@stopped ? ' (' . Inmsrl::Job::format_ids(@stopped) . ')' : ''), "\n";
     exit 1;
+}
+
+# Threads per task (see --num-threads in the usage); undef keeps the caller's OMP_NUM_THREADS.
+sub task_threads {
+    my $asked = Inmsrl::Job::option($job, 'num_threads', undef);
+    return $asked if defined $asked;
+    return undef if defined $ENV{OMP_NUM_THREADS};
+    my $at_once = @ids < $max_jobs ? scalar(@ids) : $max_jobs;
+    my $share = int(Inmsrl::Job::num_cpus() / ($at_once || 1));
+    return $share > 0 ? $share : 1;
 }
 
 # The GPU ids tasks may use; fails when there are fewer than one task needs.

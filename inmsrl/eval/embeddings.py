@@ -189,28 +189,44 @@ def _activity(audio: np.ndarray, source_index: list[int]) -> np.ndarray:
 @torch.no_grad()
 def embed_items(model: torch.nn.Module, dump: Dump, items: EvalItems, batch_size: int = 8,
                 device: str | torch.device = "cpu", rows: np.ndarray | None = None) -> EmbeddingSet:
-    """Embed items ``rows`` (all by default) with ``model`` in eval mode, ``batch_size`` at a time."""
-    model = model.to(device).eval()
+    """Embed items ``rows`` (all by default) with ``model`` in eval mode, ``batch_size`` at a time.
+
+    An item built for one source (a pseudo or visualisation item) is embedded for that source only —
+    its other columns are never read, and a Cascade would otherwise run every separator on it. Those
+    columns hold NaN and are marked inactive, so no metric can take them for a vector. The model is put
+    in channels_last layout, which bench/embed_throughput.py measures faster on CPU as on GPU.
+    """
+    model = model.to(device, memory_format=torch.channels_last).eval()
     rows = np.arange(len(items)) if rows is None else np.asarray(rows, dtype=np.int64)
     if items.origins.shape[1] != len(dump.sources):
         raise ValueError(f"items {items.name!r} have {items.origins.shape[1]} sources, {dump.root} has "
                          f"{len(dump.sources)}")
-    source_index = [dump.sources.index(name) for name in model.sources]
-    vectors, active = [], []
-    for begin in range(0, len(rows), batch_size):
-        batch = rows[begin:begin + batch_size]
-        audio = np.stack([render(dump, items.origins[i][None], items.length)[0] for i in batch])
-        stems = torch.from_numpy(audio).to(device).float() / INT16_SCALE
-        inputs = stems if getattr(model, "takes_stems", False) else stems.sum(dim=1)
-        vectors.append(model.embed(inputs).float().cpu().numpy())
-        active.append(_activity(audio, source_index))
+    sources = tuple(model.sources)
+    source_index = [dump.sources.index(name) for name in sources]
     dim = int(getattr(model, "embedding_dim", 0))
+    vectors = np.full((len(rows), len(sources), dim), np.nan, dtype=np.float32)
+    active = np.zeros((len(rows), len(sources)), dtype=bool)
+    targets = items.target[rows]
+    for target in np.unique(targets):
+        if target == NO_TARGET:
+            columns = list(range(len(sources)))
+        elif dump.sources[target] in sources:
+            columns = [sources.index(dump.sources[target])]
+        else:
+            raise ValueError(f"items {items.name!r} built for {dump.sources[target]!r}, which "
+                             f"{type(model).__name__} does not embed")
+        positions = np.flatnonzero(targets == target)
+        for begin in range(0, len(positions), batch_size):
+            batch = positions[begin:begin + batch_size]
+            audio = np.stack([render(dump, items.origins[rows[i]][None], items.length)[0] for i in batch])
+            stems = torch.from_numpy(audio).to(device).float() / INT16_SCALE
+            inputs = stems if getattr(model, "takes_stems", False) else stems.sum(dim=1)
+            embedded = model.embed(inputs, [sources[j] for j in columns]).float().cpu().numpy()
+            vectors[batch[:, None], columns] = embedded
+            active[batch[:, None], columns] = _activity(audio, [source_index[j] for j in columns])
     return EmbeddingSet(
-        name=items.name, sources=tuple(model.sources), dump_sources=tuple(dump.sources),
-        track_ids=tuple(dump.track_ids), length=items.length, origins=items.origins[rows],
-        target=items.target[rows],
-        vectors=np.concatenate(vectors) if vectors else np.zeros((0, len(source_index), dim), np.float32),
-        active=np.concatenate(active) if active else np.zeros((0, len(source_index)), bool),
+        name=items.name, sources=sources, dump_sources=tuple(dump.sources), track_ids=tuple(dump.track_ids),
+        length=items.length, origins=items.origins[rows], target=targets, vectors=vectors, active=active,
         meta={"sample_rate": str(dump.sample_rate)})
 
 

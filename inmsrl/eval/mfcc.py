@@ -20,7 +20,7 @@ import torchaudio
 from torch import nn
 
 from inmsrl.audio.features import HOP_LENGTH, N_FFT, SAMPLE_RATE
-from inmsrl.eval.sdr import resynthesise, separating_part
+from inmsrl.eval.sdr import resynthesise
 from inmsrl.models.base import EmbeddingModel, check_waveform
 from inmsrl.models.separator import SourceSeparator
 
@@ -55,21 +55,21 @@ class MfccStatistics(EmbeddingModel):
         self.embedding_dim = mfcc_statistics_dim(n_mfcc)
         self.mfcc = torchaudio.transforms.MFCC(sample_rate, n_mfcc, melkwargs={
             "n_fft": n_fft, "hop_length": hop_length, "n_mels": n_mels, "center": True})
-        self._stem_index = [self.all_sources.index(name) for name in self.sources]
         self._triu = torch.triu_indices(n_mfcc, n_mfcc)
 
-    def source_waveforms(self, x: torch.Tensor) -> torch.Tensor:
+    def source_waveforms(self, x: torch.Tensor, sources: Sequence[str] | None = None) -> torch.Tensor:
         """``(batch, len(sources), samples)``: the clean stems, or the separator's estimates."""
+        sources = self.source_subset(sources)
         if self.separator is None:
             check_waveform(x, 3, "the MFCC baseline's input (the stems)")
-            return x[:, self._stem_index]
+            return x[:, [self.all_sources.index(name) for name in sources]]
         check_waveform(x, 2, "the MFCC baseline's input (the mixture)")
-        part = separating_part(self.separator)
-        spec = self.separator.magnitude(x)
-        return resynthesise(part.magnitudes(spec), x, part.n_fft, part.hop_length)
+        stft = self.separator.spectrogram
+        magnitudes = self.separator(x, sources).magnitudes
+        return resynthesise(magnitudes, x, stft.n_fft, stft.hop_length)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        coefficients = self.mfcc(self.source_waveforms(x).float())  # (batch, S, n_mfcc, frames)
+    def embed(self, x: torch.Tensor, sources: Sequence[str] | None = None) -> torch.Tensor:
+        coefficients = self.mfcc(self.source_waveforms(x, sources).float())  # (batch, S, n_mfcc, frames)
         mean = coefficients.mean(dim=-1)
         centred = coefficients - mean.unsqueeze(-1)
         covariance = centred @ centred.transpose(-1, -2) / max(coefficients.shape[-1] - 1, 1)

@@ -56,9 +56,21 @@ class EmbeddingModel(nn.Module):
     # What ``embed`` takes: the mixture (batch, samples), or the clean stems (batch, sources, samples).
     takes_stems: bool = False
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Waveforms → ``(batch, len(self.sources), self.embedding_dim)``."""
+    def embed(self, x: torch.Tensor, sources: Sequence[str] | None = None) -> torch.Tensor:
+        """Waveforms → ``(batch, len(sources), self.embedding_dim)``, ``sources`` being all embedded
+        sources by default. A subset computes only what those sources need (a Cascade runs only their
+        separators), which is what evaluation items built for one instrument ask for."""
         raise NotImplementedError
+
+    def source_subset(self, sources: Sequence[str] | None) -> tuple[str, ...]:
+        """``sources`` checked against the embedded ones (all of them for ``None``)."""
+        if sources is None:
+            return self.sources
+        unknown = [name for name in sources if name not in self.sources]
+        if unknown:
+            raise ValueError(f"{type(self).__name__} does not embed {', '.join(map(repr, unknown))} "
+                             f"(it embeds {', '.join(self.sources)})")
+        return tuple(sources)
 
     def extractor_modules(self) -> list[nn.Module]:
         """The similarity feature extractor(s): what PAFT trains."""

@@ -55,17 +55,18 @@ class Clean(EmbeddingModel):
         self.extractors = ExtractorSet(self.sources, channels=extractor_channels, mel_bands=mel_bands,
                                        embedding_dim=embedding_dim, negative_slope=negative_slope,
                                        n_fft=n_fft, sample_rate=sample_rate)
-        self._stem_index = [self.all_sources.index(name) for name in self.sources]
 
-    def forward(self, stems: torch.Tensor) -> torch.Tensor:
+    def forward(self, stems: torch.Tensor, sources: Sequence[str] | None = None) -> torch.Tensor:
         check_waveform(stems, 3, "Clean's input (the stems)")
         if stems.shape[1] != len(self.all_sources):
             raise ValueError(f"Clean takes one stem per data-directory source "
                              f"({', '.join(self.all_sources)}), got {stems.shape[1]} stems")
-        return self.extractors.embed(self.spectrogram(stems[:, self._stem_index]))
+        sources = self.source_subset(sources)
+        stem_index = [self.all_sources.index(name) for name in sources]
+        return self.extractors.embed(self.spectrogram(stems[:, stem_index]), sources)
 
-    def embed(self, stems: torch.Tensor) -> torch.Tensor:
-        return self(stems)
+    def embed(self, stems: torch.Tensor, sources: Sequence[str] | None = None) -> torch.Tensor:
+        return self(stems, sources)
 
     def extractor_modules(self) -> list[nn.Module]:
         return [self.extractors]
@@ -103,8 +104,9 @@ class Cascade(EmbeddingModel):
         separation = self.separator(mixture)
         return CascadeOutput(self.extractors.embed(separation.magnitudes), separation)
 
-    def embed(self, mixture: torch.Tensor) -> torch.Tensor:
-        return self(mixture).embeddings
+    def embed(self, mixture: torch.Tensor, sources: Sequence[str] | None = None) -> torch.Tensor:
+        sources = self.source_subset(sources)
+        return self.extractors.embed(self.separator(mixture, sources).magnitudes, sources)
 
     def target_magnitudes(self, stems: torch.Tensor) -> torch.Tensor:
         """Clean stems ``(batch, len(all_sources), samples)`` → the auxiliary L1 loss's targets.

@@ -81,10 +81,12 @@ class Direct(EmbeddingModel):
         features = self.encode(magnitude)
         return DirectOutput(self.head(features.bottleneck), features, magnitude)
 
-    def embed(self, mixture: torch.Tensor) -> torch.Tensor:
-        # Direct.forward, not self(): Direct-Reconst's forward would also run every decoder.
+    def embed(self, mixture: torch.Tensor, sources: Sequence[str] | None = None) -> torch.Tensor:
+        # Direct.forward, not self(): Direct-Reconst's forward would also run every decoder. The encoder
+        # is shared, so a subset of sources only picks blocks of the one embedding.
+        columns = [self.sources.index(name) for name in self.source_subset(sources)]
         embedding = Direct.forward(self, mixture).embedding
-        return embedding.view(embedding.shape[0], len(self.sources), self.embedding_dim)
+        return embedding.view(embedding.shape[0], len(self.sources), self.embedding_dim)[:, columns]
 
     def condition(self, embedding: torch.Tensor, source: int | torch.Tensor) -> torch.Tensor:
         """Conditioning1D: keep the block of ``source`` (an index, or one per example) and zero the rest."""

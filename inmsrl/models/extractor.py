@@ -71,9 +71,11 @@ class ExtractorSet(nn.ModuleDict):
             raise ValueError(f"a source name cannot be used as a module key: {err}") from err
         self.sources = tuple(sources)
 
-    def embed(self, magnitudes: torch.Tensor) -> torch.Tensor:
-        """``(batch, len(sources), bins, frames)`` → ``(batch, len(sources), embedding_dim)``."""
-        if magnitudes.dim() != 4 or magnitudes.shape[1] != len(self.sources):
-            raise ValueError(f"expected magnitudes (batch, {len(self.sources)} sources, bins, frames), "
+    def embed(self, magnitudes: torch.Tensor, sources: Sequence[str] | None = None) -> torch.Tensor:
+        """``(batch, len(sources), bins, frames)`` → ``(batch, len(sources), embedding_dim)``; ``sources``
+        (all of them by default) names the extractor of each magnitude."""
+        sources = self.sources if sources is None else tuple(sources)
+        if magnitudes.dim() != 4 or magnitudes.shape[1] != len(sources):
+            raise ValueError(f"expected magnitudes (batch, {len(sources)} sources, bins, frames), "
                              f"got {tuple(magnitudes.shape)}")
-        return torch.stack([self[name](magnitudes[:, k]) for k, name in enumerate(self.sources)], dim=1)
+        return torch.stack([self[name](magnitudes[:, k]) for k, name in enumerate(sources)], dim=1)

@@ -75,15 +75,17 @@ class SourceSeparator(nn.Module):
         """STFT magnitude of any waveform ``(..., samples)``: the L1 targets come from here too."""
         return self.spectrogram(waveform)
 
-    def separate_magnitude(self, mixture_magnitude: torch.Tensor) -> Separation:
-        outputs = [self.separators[name](mixture_magnitude) for name in self.sources]
+    def separate_magnitude(self, mixture_magnitude: torch.Tensor, sources: Sequence[str] | None = None
+                           ) -> Separation:
+        """Separate ``sources`` (all of them by default, in that order) from a mixture magnitude."""
+        outputs = [self.separators[name](mixture_magnitude) for name in (sources or self.sources)]
         return Separation(mixture_magnitude,
                           torch.stack([o.magnitude for o in outputs], dim=1),
                           torch.stack([o.mask for o in outputs], dim=1))
 
-    def forward(self, mixture: torch.Tensor) -> Separation:
+    def forward(self, mixture: torch.Tensor, sources: Sequence[str] | None = None) -> Separation:
         check_waveform(mixture, 2, "the mixture")
-        return self.separate_magnitude(self.magnitude(mixture))
+        return self.separate_magnitude(self.magnitude(mixture), sources)
 
     def load_separators(self, other: SourceSeparator) -> None:
         """Copy the weights of every source this model shares with ``other`` (e.g. MSS → Cascade)."""
