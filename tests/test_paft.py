@@ -185,6 +185,17 @@ def test_paft_changes_the_extractors_and_nothing_else(corpus, tmp_path, kind):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(extractor))
 
 
+def test_keep_batchnorm_stats_trains_extractor_weights_but_not_their_statistics(corpus, tmp_path):
+    before = torch.load(corpus / "exp" / "cascade" / "final.pt", weights_only=False)["model"]
+    after = run_training(tmp_path, paft_config(corpus, "cascade", train_examples=8, valid_examples=4,
+                                               keep_batchnorm_stats=True))
+    statistics = [k for k in before if k.startswith("extractors.") and k.endswith(("running_mean",
+                                                                                   "running_var"))]
+    assert statistics and all(torch.equal(before[k], after[k]) for k in statistics)
+    assert any(not torch.equal(before[k], after[k]) for k in before
+               if k.startswith("extractors.") and k.endswith(".weight"))
+
+
 def test_cascade_paft_trains_the_separators_too(corpus, tmp_path):
     before = torch.load(corpus / "exp" / "cascade" / "final.pt", weights_only=False)["model"]
     after = run_training(tmp_path, paft_config(corpus, "cascade", train_examples=8, valid_examples=4,

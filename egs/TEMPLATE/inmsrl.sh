@@ -157,15 +157,25 @@ train() {  # train NAME CONFIG [key=value ...]: one training under ${cuda_cmd} i
 data_overrides=("task.train_dump=${dump_dir}/${train_set}" "task.valid_dump=${dump_dir}/${valid_set}"
                 ${train_opts})
 
+train_array() {  # train_array NAME LIST: the trainings of LIST (see scripts/train_array.sh) as one job array
+  local name=$1 list=$2 n line
+  n=$(grep -c . "${list}")
+  log "  ${n} trainings (${list}); logs: ${exp_dir}/log/${name}.*.log"
+  ${cuda_cmd} --gpu "${ngpu}" JOB=1:"${n}" "${exp_dir}/log/${name}.JOB.log" \
+    scripts/train_array.sh "${list}" JOB "${ngpu}" "seed=${seed}" "${data_overrides[@]}"
+  for line in $(seq 1 "${n}"); do
+    printf '    %s: ' "$(sed -n "${line}p" "${list}" | cut -d' ' -f1)"
+    grep -h -E 'finished after|is already done' "${exp_dir}/log/${name}.${line}.log" | tail -n 1 || echo
+  done
+}
+
 stage_mss() {
-  local list="${exp_dir}/mss/sources.list" n
-  mkdir -p "${exp_dir}/mss"
-  printf '%s\n' ${target_sources} > "${list}"
-  n=$(wc -l < "${list}")
-  log "  ${n} separators (${target_sources}); logs: ${exp_dir}/mss/log/train.*.log"
-  ${cuda_cmd} --gpu "${ngpu}" JOB=1:"${n}" "${exp_dir}/mss/log/train.JOB.log" \
-    scripts/train_per_source.sh "${list}" JOB "${conf_dir}/mss.yaml" "${exp_dir}/mss" "${ngpu}" \
-      "seed=${seed}" "${data_overrides[@]}"
+  local list="${exp_dir}/log/mss.list" source
+  mkdir -p "${exp_dir}/log"
+  for source in ${target_sources}; do
+    echo "${exp_dir}/mss/${source} ${conf_dir}/mss.yaml model.target_sources=[${source}]"
+  done > "${list}"
+  train_array mss "${list}"
 }
 
 stage_triplet() {
@@ -195,20 +205,22 @@ stage_direct() {
 }
 
 stage_paft() {
-  local model s init
+  local list="${exp_dir}/log/paft.list" model s init
+  mkdir -p "${exp_dir}/log"
   for model in ${paft_models}; do
     case "${model}" in
       cascade_paft) init=cascade ;;       # Cascade-PAFT: E2E-FT and PAFT at once from the stage-4 Cascade
       *_normal) init=${model%_normal} ;;  # the "PAFT data: normal" rows of Table 5
       *) init=${model} ;;
     esac
+    [ -f "${conf_dir}/paft_${model}.yaml" ] || { log "ERROR: ${conf_dir}/paft_${model}.yaml does not exist"; exit 1; }
     for s in ${paft_seeds}; do
       # The ABX split uses the recipe's seed, as scoring does; the run's own seed varies.
-      train "paft_${model}_${s}" "${conf_dir}/paft_${model}.yaml" "task.init=${exp_dir}/${init}" \
-        "task.abx_dir=${dump_dir}/abx" "task.abx_dump=${dump_dir}/${test_set}" \
-        "task.split_seed=${seed}" "seed=${s}"
+      echo "${exp_dir}/paft_${model}_${s} ${conf_dir}/paft_${model}.yaml task.init=${exp_dir}/${init}" \
+        "task.abx_dir=${dump_dir}/abx task.abx_dump=${dump_dir}/${test_set} task.split_seed=${seed} seed=${s}"
     done
-  done
+  done > "${list}"
+  train_array paft "${list}"
 }
 
 stage_scoring() {

@@ -8,5 +8,6 @@ set -euo pipefail
 ./inmsrl.sh \
   --nj 2 \
   --conf-dir conf \
+  --paft-models "clean cascade cascade_normal cascade_ft cascade_ft_normal cascade_paft" \
   --score-opts "--pseudo-targets 5 --vis-pieces 6 --vis-segments 3 --vis-per-pair 2" \
   "$@"

@@ -23,9 +23,12 @@ What the model hears (``task.pieces``, §3.3):
 
 Only the feature extractors train (``extractor_parameters``); the rest stays in eval mode, so its
 weights *and* BatchNorm statistics are bit-identical afterwards — checked at the end of training,
-which fails rather than write ``final.pt`` if they moved. *Cascade-PAFT* (``train_separators: true``,
-``separation_weight`` > 0, from the stage-4 Cascade) does E2E-FT and PAFT at once: the separators train
-too, with the auxiliary L1 separation loss (§3.1.2) on the clean target stems of the three inputs.
+which fails rather than write ``final.pt`` if they moved. With ``keep_batchnorm_stats`` the trainable
+parts' BatchNorm layers normalise with their trained statistics and leave them as they are: small
+batches split four ways by instrument give a BatchNorm too few examples to estimate new ones.
+*Cascade-PAFT* (``train_separators: true``, ``separation_weight`` > 0, from the stage-4 Cascade) does
+E2E-FT and PAFT at once: the separators train too, with the auxiliary L1 separation loss (§3.1.2) on
+the clean target stems of the three inputs.
 
 On one process, Clean and Cascade run only each triplet's instrument path (its separator and
 extractor): the loss is the same as the full forward's (a test checks it), at a quarter of the cost
@@ -79,6 +82,7 @@ TASK_KEYS = frozenset({
     "name", "init", "abx_dir", "abx_dump", "train_dump", "valid_dump", "pieces", "fresh_every_epoch",
     "split_seed", "train_fraction", "valid_fraction", "confident_only", "train_examples",
     "valid_examples", "margin", "batch_size", "num_workers", "train_separators", "separation_weight",
+    "keep_batchnorm_stats",
 })
 
 
@@ -259,8 +263,8 @@ class PaftTask(DatasetTask):
     clips' tracks), train_dump / valid_dump (the non-target parts of pseudo pieces), pieces (pseudo |
     normal), fresh_every_epoch, split_seed (0; = the scoring seed), train_fraction (0.7), valid_fraction
     (0.1), confident_only (false), train_examples / valid_examples (null: all), margin (0.2), batch_size,
-    num_workers, train_separators and separation_weight (Cascade-PAFT). ``model`` must describe the
-    model in ``init`` (the fine-tuned model is stored with this config)."""
+    num_workers, keep_batchnorm_stats (false), train_separators and separation_weight (Cascade-PAFT).
+    ``model`` must describe the model in ``init`` (the fine-tuned model is stored with this config)."""
 
     shuffle_train = True  # the ABX triplets come in a fixed order; visit them in a new one each epoch
 
@@ -281,6 +285,7 @@ class PaftTask(DatasetTask):
         self.workers = option(config, "num_workers", 0)
         self.train_separators = bool(option(config, "train_separators", False))
         self.separation_weight = float(option(config, "separation_weight", 0.0))
+        self.keep_batchnorm_stats = bool(option(config, "keep_batchnorm_stats", False))
         if (self.train_separators or self.separation_weight > 0) and self.kind != "cascade":
             raise TaskConfigError(f"task.train_separators / task.separation_weight (Cascade-PAFT) need "
                                   f"model.type cascade, got {self.kind!r}")
@@ -342,6 +347,10 @@ class PaftTask(DatasetTask):
             inner.eval()
             for module in inner.extractor_modules():
                 module.train()
+        if self.keep_batchnorm_stats:
+            for module in unwrap(model).modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def on_train_end(self, model: nn.Module) -> None:
         if self.frozen and frozen_digest(model) != self.frozen:
