@@ -173,3 +173,22 @@ def test_parts_merge_in_order_and_an_incomplete_set_is_refused(tmp_path):
     part_path(tmp_path, "normal", 2, 3).unlink()
     with pytest.raises(EmbeddingFileError, match=r"misses part\(s\) \[2\] of 3"):
         EmbeddingSet.load_parts(tmp_path, "normal")
+
+
+def test_table5_puts_each_models_paft_rows_under_it_with_mean_and_std_of_the_runs():
+    from inmsrl.eval.report import render_markdown
+
+    def cells(accuracy):
+        return {"drums": {"correct": 0, "total": 10, "accuracy": accuracy, "ci95": [0.1, 0.9]}}
+
+    runs = {"paft_cascade_1": 0.6, "paft_cascade_2": 0.8, "paft_cascade_normal_1": 0.7,
+            "paft_cascade_paft_1": 0.9, "paft_clean_1": 0.5}
+    models = {"clean": cells(0.4), "cascade": cells(0.5), "cascade_ft": cells(0.45),
+              **{name: cells(acc) for name, acc in runs.items()}}
+    scores = {"abx": {"split": "test", "evaluated": {ALL_DIFF: {"drums": 10}},
+                      "models": {m: {ALL_DIFF: c} for m, c in models.items()}}}
+    table = render_markdown(scores, {}, mean_sources=["drums"]).split("**All-Diff**")[1]
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["Clean", "Clean w/ PAFT", "Cascade", "Cascade w/ PAFT (2 runs)",
+                    "Cascade w/ PAFT, PAFT data: normal", "Cascade-PAFT", "Cascade-FT"]
+    assert "| 70.00 ± 10.00 | 70.00 ± 10.00 |" in table  # the two Cascade runs: 60 and 80

@@ -111,7 +111,7 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
         if not sources:
             continue
         rows = []
-        for m in plain + [b for b in paft if b not in plain]:
+        for m in _with_paft_rows(plain, paft):
             cells = per_model.get(m, {}).get(condition, {})
             if m in per_model:
                 values = [cells[s]["accuracy"] for s in mean_sources if s in cells]
@@ -120,9 +120,7 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
             runs = paft.get(m, [])
             if runs:
                 cell_runs = [per_model[r].get(condition, {}) for r in runs]
-                # Cascade-PAFT is PAFT itself (E2E-FT and PAFT at once), not a model "w/ PAFT".
-                name = model_label(m) if m.endswith("_paft") else f"{model_label(m)} w/ PAFT"
-                row = [name + (f" ({len(runs)} runs)" if len(runs) > 1 else "")]
+                row = [model_label(f"paft_{m}") + (f" ({len(runs)} runs)" if len(runs) > 1 else "")]
                 for s in sources:
                     acc = [c[s]["accuracy"] for c in cell_runs if s in c]
                     if not acc:
@@ -143,6 +141,16 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
                   + ", ".join(f"{s} {counts.get(s, 0)}" for s in sources) + ")", "",
                   *_table(["Method", *sources, "mean"], rows), ""]
     return lines
+
+
+def _with_paft_rows(plain: Sequence[str], paft: Mapping[str, list[str]]) -> list[str]:
+    """Table 5's row order: each model, then the PAFT runs that start from it (``<m>``, the "PAFT data:
+    normal" ``<m>_normal``, Cascade-PAFT ``<m>_paft``), as the paper lists them; PAFT runs of a model
+    not scored come last."""
+    order = []
+    for m in plain:  # a model's own PAFT runs go in its row group (see _abx_tables)
+        order += [m, *(base for base in (f"{m}_normal", f"{m}_paft") if base in paft and base not in plain)]
+    return order + [b for b in paft if b not in order]
 
 
 def _abx_counts(scores: Mapping) -> list[str]:
