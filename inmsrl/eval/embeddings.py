@@ -4,8 +4,9 @@ An evaluation item is described by its *origin*: for each source of the dump, th
 sample) its audio is cut from (the format of :func:`inmsrl.data.triplets.render`). A normal test
 segment has one origin for all sources; a pseudo-musical piece takes the target source from one piece
 and the others from another. :class:`EmbeddingSet` keeps, per item, the origins (the track / segment /
-source keys), the source it was built for, the model's vector of every embedded source and whether
-that source is audible in the item (silent targets are left out of the music-ID scores).
+source keys), the source it was built for, the model's vector of every embedded source (of that one
+source only, for an item built for one) and whether that source is audible in the item (silent
+targets are left out of the music-ID scores).
 
 Any model with the common interface (``embed``, ``sources``, ``takes_stems``) works: Clean gets the
 clean stems, the others the mixture, i.e. the sum of the stems. Parallel jobs each embed a contiguous
@@ -76,7 +77,8 @@ class EmbeddingSet:
     """``vectors[i, j]``: the embedding of source ``sources[j]`` for item ``i`` of set ``name``.
 
     ``origins`` index ``track_ids`` (the dump's tracks) and follow ``dump_sources``; ``active[i, j]``
-    says whether ``sources[j]`` is audible in item ``i`` (DESIGN.md §3 silence rule).
+    says whether ``sources[j]`` is audible in item ``i`` (DESIGN.md §3 silence rule); an item built for
+    one source has NaN vectors and ``False`` for the others, which it was not embedded for.
     """
 
     name: str
