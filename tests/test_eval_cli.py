@@ -4,6 +4,7 @@ tiny (untrained) Clean and Cascade models and a hand-made ABX set; RESULTS.md an
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -95,6 +96,13 @@ def test_stage8_commands_write_scores_report_and_figure(tmp_path, capsys):
                  "--device", "cpu"]) == 0
     assert main(["sdr", "--dump", str(dump), "--exp-dir", str(tmp_path / "exp" / "cascade"),
                  "--out", str(scores / "sdr"), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    sdr_again = ["sdr", "--dump", str(dump), "--exp-dir", str(tmp_path / "exp" / "cascade"),
+                 "--out", str(scores / "sdr"), "--device", "cpu"]
+    assert main(sdr_again) == 0 and "up to date, kept" in capsys.readouterr().out
+    final = tmp_path / "exp" / "cascade" / "final.pt"
+    os.utime(final, ns=(final.stat().st_atime_ns, final.stat().st_mtime_ns + 10**9))  # a retrained model
+    assert main(sdr_again) == 0 and "up to date" not in capsys.readouterr().out
     assert main(["score", "--scores-dir", str(scores), "--abx-dir", str(tmp_path / "abx")]) == 0
     result = json.loads((scores / "scores.json").read_text())
     assert set(result["models"]) == {"clean", "cascade", "mfcc_clean"}

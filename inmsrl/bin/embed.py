@@ -50,22 +50,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _model(args: argparse.Namespace, dump_sources: tuple[str, ...]):
     """(model, name, kind, fingerprint of what it was built from)."""
     from inmsrl.eval.mfcc import MfccStatistics
-    from inmsrl.tasks.common import load_separator_set, load_trained
+    from inmsrl.tasks.common import load_separator_set, load_trained, trained_stamp
 
     if args.exp_dir:
-        final = Path(args.exp_dir) / "final.pt"
         model = load_trained(args.exp_dir, dump_sources)
-        stat = final.stat()
-        return model, args.name or Path(args.exp_dir).name, "learned", f"{final.resolve()}:{stat.st_mtime_ns}"
+        return model, args.name or Path(args.exp_dir).name, "learned", trained_stamp(args.exp_dir)
     if args.baseline == "mfcc-clean":
         return MfccStatistics(dump_sources, args.sources), args.name or "mfcc_clean", "baseline", "mfcc-clean"
     if not args.separators:
         raise ValueError("--baseline mfcc-cascade needs --separators (e.g. exp/mss/{source})")
     separator = load_separator_set(args.separators, args.sources, dump_sources)
-    stamps = [str(Path(args.separators.format(source=s), "final.pt").stat().st_mtime_ns)
-              for s in args.sources]
+    stamps = [trained_stamp(args.separators.format(source=s)) for s in args.sources]
     return (MfccStatistics(dump_sources, args.sources, separator), args.name or "mfcc_cascade", "baseline",
-            f"mfcc-cascade:{args.separators}:{':'.join(stamps)}")
+            f"mfcc-cascade:{'|'.join(stamps)}")
 
 
 def _items(args: argparse.Namespace, dump, name: str):

@@ -4,12 +4,14 @@ Scores Cascade, Cascade-FT (their separators), Direct-Reconst (its decoders) or 
 (--separators exp/mss/{source}); --mixture scores the mixture itself as every source's estimate, the
 reference row of Table 4. museval is slow, so run it as a job array: ``JOB=1:N ... inmsrl sdr --part
 JOB --num-parts N`` writes ``<name>.<JOB>-of-<N>.json`` (per-track scores of its share of the
-tracks) into --out; ``inmsrl score`` takes the median over all tracks.
+tracks) into --out; ``inmsrl score`` takes the median over all tracks. A part already written for the
+same model checkpoint, dump and options is kept, so a re-run of stage 8 scores nothing twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -33,6 +35,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... or auto [%(default)s]")
 
 
+def _fingerprint(args: argparse.Namespace, dump_root: Path, tracks) -> str:
+    """What a part's scores depend on: the model's checkpoint(s), the dump, the tracks and the chunks."""
+    from inmsrl.tasks.common import trained_stamp
+
+    if args.mixture:
+        origin = f"mixture:{' '.join(args.sources)}"
+    elif args.separators:
+        origin = "|".join(trained_stamp(args.separators.format(source=s)) for s in args.sources)
+    else:
+        origin = trained_stamp(args.exp_dir)
+    text = f"{origin}|{dump_root.resolve()}|{list(tracks)}|{args.chunk_seconds}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _kept(path: Path, fingerprint: str) -> bool:
+    try:
+        return json.loads(path.read_text()).get("fingerprint") == fingerprint
+    except (OSError, ValueError):
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -42,29 +65,36 @@ def run(args: argparse.Namespace) -> int:
     from inmsrl.tasks.common import TaskConfigError, load_separator_set, load_trained
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    out = Path(args.out)
     try:
         dump = Dump.open(args.dump)
-        if args.mixture:
-            model, name = None, args.name or "mixture"
-        elif args.separators:
-            model, name = load_separator_set(args.separators, args.sources, dump.sources), args.name or "mss"
-        else:
-            model, name = load_trained(args.exp_dir, dump.sources), args.name or Path(args.exp_dir).name
+        default_name = "mixture" if args.mixture else "mss" if args.separators else Path(args.exp_dir).name
+        name = args.name or default_name
         tracks = part_rows(dump.num_tracks, args.part, args.num_parts)
+        path = out / f"{name}.{args.part}-of-{args.num_parts}.json"
+        fingerprint = _fingerprint(args, dump.root, tracks)
+        if _kept(path, fingerprint):
+            print(f"{path}: up to date, kept")
+            return 0
+        if args.mixture:
+            model = None
+        elif args.separators:
+            model = load_separator_set(args.separators, args.sources, dump.sources)
+        else:
+            model = load_trained(args.exp_dir, dump.sources)
         scores = sdr_per_track(model, dump, [int(t) for t in tracks], args.sources if args.mixture else None,
                                args.chunk_seconds, device)
     except (DumpError, TaskConfigError, ValueError, FileNotFoundError) as err:
         print(f"inmsrl sdr: {err}", file=sys.stderr)
         return 1
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(f"{name}.*-of-*.json"):
         if not stale.name.endswith(f"-of-{args.num_parts}.json"):
             stale.unlink()
-    path = out / f"{name}.{args.part}-of-{args.num_parts}.json"
     tmp = path.with_name(f".{path.name}.tmp")
     clean = {t: {s: (None if v != v else v) for s, v in row.items()} for t, row in scores.items()}
-    tmp.write_text(json.dumps({"model": name, "dump": str(dump.root), "tracks": clean}, indent=1) + "\n")
+    tmp.write_text(json.dumps({"model": name, "dump": str(dump.root), "fingerprint": fingerprint,
+                               "tracks": clean}, indent=1) + "\n")
     os.replace(tmp, path)
     for track, row in scores.items():
         print(f"{track}: " + " ".join(f"{s}={v:.2f}" for s, v in row.items()))

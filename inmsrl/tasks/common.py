@@ -111,6 +111,13 @@ def load_trained(exp_dir: str | Path, sources: Sequence[str],
     return model
 
 
+def trained_stamp(exp_dir: str | Path) -> str:
+    """Which ``final.pt`` (path and modification time) a result was computed from: a result stamped
+    the same is still up to date, one stamped otherwise belongs to an older model."""
+    final = Path(exp_dir) / "final.pt"
+    return f"{final.resolve()}:{final.stat().st_mtime_ns}"
+
+
 def load_separators_into(separator: SourceSeparator, pattern: str, sources: Sequence[str]) -> None:
     """Fill each of ``separator``'s U-Nets from its own stage-3 experiment, ``pattern`` with ``{source}``."""
     for name in separator.sources:
