@@ -31,12 +31,16 @@ def package_versions() -> dict[str, str]:
 
 
 def git_revision(path: Path | None = None) -> str:
-    """Short commit hash of the checkout holding ``path`` (the package by default), "+dirty" if modified."""
+    """Short commit hash of the checkout holding ``path`` (the package by default), "+dirty" if modified.
+
+    The recipes' own reports (``egs/*/RESULTS*``, which the report being written replaces) do not count
+    as modifications: a clean checkout that re-runs a recipe is still the commit it names."""
     where = Path(path) if path else Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True,
                              text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":(top)", ":(top,exclude,glob)egs/*/RESULTS*"], cwd=where,
                                capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -42,3 +42,26 @@ def test_info_reports_versions_and_devices_as_json():
     assert info["inmsrl"] == __version__
     assert info["packages"]["torch"] != "missing"
     assert info["devices"][-1].startswith("cpu")
+
+
+def test_git_revision_is_dirty_for_code_but_not_for_a_recipes_regenerated_results(tmp_path):
+    import subprocess
+
+    from inmsrl.environment import git_revision
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    (tmp_path / "egs" / "mini").mkdir(parents=True)
+    (tmp_path / "pkg.py").write_text("x = 1\n")
+    (tmp_path / "egs" / "mini" / "RESULTS.md").write_text("old\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    clean = git_revision(tmp_path)
+    assert clean and not clean.endswith("+dirty") and clean != "unknown"
+    (tmp_path / "egs" / "mini" / "RESULTS.md").write_text("new\n")
+    assert git_revision(tmp_path) == clean
+    (tmp_path / "pkg.py").write_text("x = 2\n")
+    assert git_revision(tmp_path) == clean + "+dirty"
