@@ -53,7 +53,7 @@ def compute_devices() -> list[str]:
 
     devices = [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
     return devices + [f"cpu ({platform.processor() or platform.machine()}, "
-                      f"{torch.get_num_threads()} threads)"]
+                      f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''})"]
 
 
 def describe() -> dict[str, object]:

@@ -40,8 +40,9 @@ def _sources(*tables: Mapping[str, Mapping[str, object]]) -> list[str]:
     return sorted(names, key=lambda s: (INSTRUMENT_ORDER.index(s) if s in INSTRUMENT_ORDER else 99, s))
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:"
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: bool = True) -> list[str]:
+    """A Markdown table; the columns after the first are right-aligned when they hold numbers."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 or not numeric else "---:"
                                                                for i in range(len(header))) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
@@ -212,7 +213,8 @@ def _models_section(scores: Mapping) -> list[str]:
         return []
     rows = [[_label(scores, m), m, models[m].get("kind", ""), ", ".join(models[m].get("sources", [])),
              models[m].get("exp_dir", "") or DASH] for m in model_order(list(models))]
-    return ["## Models", "", *_table(["Method", "name", "kind", "embedded sources", "experiment"], rows), ""]
+    header = ["Method", "name", "kind", "embedded sources", "experiment"]
+    return ["## Models", "", *_table(header, rows, numeric=False), ""]
 
 
 def render_markdown(scores: Mapping, environment: Mapping, title: str = "Results", figure: str | None = None,

@@ -70,8 +70,9 @@ def model_order(names: Sequence[str]) -> list[str]:
         base = paft_base(name)
         if name in BASELINES:
             return (3, BASELINES.index(name), name)
-        if base is not None:
-            return (1, known.index(base) if base in known else len(known), name)
+        if base is not None:  # PAFT runs of a model, its "PAFT data: normal" runs, Cascade-PAFT: together
+            init = base.removesuffix("_normal").removesuffix("_paft")
+            return (1, known.index(init) if init in known else len(known), name)
         return (0, known.index(name) if name in known else len(known), name)
 
     return sorted(names, key=key)
