@@ -47,14 +47,15 @@ def plot_tsne(panels: Mapping[tuple[str, str], Mapping[str, np.ndarray]], models
                 ax.set_ylabel(label, fontsize=9)
             panel = panels.get((model, source))
             if panel is None:
-                ax.text(0.5, 0.5, "-", ha="center", va="center", transform=ax.transAxes)
+                ax.text(0.5, 0.5, "not embedded", ha="center", va="center", color="0.5",
+                        transform=ax.transAxes)
                 continue
             targets = {t: i for i, t in enumerate(np.unique(panel["target"]))}
             others = {t: i for i, t in enumerate(np.unique(panel["non_target"]))}
             pairs = set(zip(panel["target"].tolist(), panel["non_target"].tolist(), strict=True))
             for t, o in sorted(pairs):
                 keep = (panel["target"] == t) & (panel["non_target"] == o)
-                ax.scatter(panel["xy"][keep, 0], panel["xy"][keep, 1], s=12, alpha=0.8,
+                ax.scatter(panel["xy"][keep, 0], panel["xy"][keep, 1], s=30, alpha=0.8,
                            color=colours(targets[t] % 10), marker=MARKERS[others[o] % len(MARKERS)],
                            linewidths=0)
     fig.suptitle("t-SNE of pseudo-musical pieces: colour = target piece, marker = non-target piece")
