@@ -19,7 +19,8 @@ Exits 1 if any task fails, naming a failed task's log.
 
 options:
   --max-jobs-run N   run at most N tasks at once (default: the number of CPUs)
-  --num-threads N    threads per task: sets OMP_NUM_THREADS and MKL_NUM_THREADS (torch follows them).
+  --num-threads N    threads per task: sets OMP_NUM_THREADS and MKL_NUM_THREADS (torch follows them),
+                     as the log's Accounting line records.
                      Without it a task keeps an OMP_NUM_THREADS set by the caller, else gets its share
                      of the CPUs (CPUs / tasks running at once, at least 1): tasks that each took
                      every CPU would slow each other down.
@@ -39,6 +40,8 @@ my $gpus_per_task = Inmsrl::Job::option($job, 'gpu', 0);
 my $max_jobs = Inmsrl::Job::option($job, 'max_jobs_run', Inmsrl::Job::num_cpus());
 my @free_gpus = $gpus_per_task > 0 ? gpu_pool($gpus_per_task) : ();
 my $threads = task_threads();
+# The Accounting line of each log states the threads the task really had.
+push @{ $job->{options} }, ['num_threads', $threads // $ENV{OMP_NUM_THREADS}];
 my $script = Inmsrl::Job::task_script($job, 'task_id=$1');
 
 if ($job->{dry_run}) {
