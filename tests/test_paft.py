@@ -214,3 +214,27 @@ def test_bad_configs_are_refused_with_the_key_named(corpus):
     config["model"] = {**config["model"], "mel_bands": 16}
     with pytest.raises(ValueError, match="model section"):
         make_task(config).build_model()
+
+
+@pytest.mark.parametrize("recipe, conf", [("mini_slakh", "conf"), ("slakh", "conf/paper")])
+def test_every_paft_model_of_a_recipe_has_a_config_that_fits_the_model_it_starts_from(recipe, conf):
+    import re
+    import shlex
+
+    from inmsrl.tasks.paft import TASK_KEYS
+
+    root = Path(__file__).resolve().parents[1] / "egs" / recipe
+    match = re.search(r'--paft-models\s+"([^"]+)"', (root / "run.sh").read_text())
+    template = (root / "inmsrl.sh").read_text()
+    models = shlex.split(match.group(1)) if match else shlex.split(
+        re.search(r'^paft_models="([^"]+)"', template, re.M).group(1))
+    assert models
+    for model in models:
+        path = root / conf / f"paft_{model}.yaml"
+        config = yaml.safe_load(path.read_text())
+        assert config["task"]["name"] == "paft" and set(config["task"]) <= TASK_KEYS, path
+        init = "cascade" if model == "cascade_paft" else model.removesuffix("_normal")
+        init_model = yaml.safe_load((root / conf / f"{init}.yaml").read_text())["model"]
+        assert config["model"] == init_model, f"{path}: model section differs from {init}.yaml's"
+        assert config["task"]["pieces"] == ("normal" if model.endswith("_normal") or init == "clean"
+                                            else "pseudo"), path

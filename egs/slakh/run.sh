@@ -10,4 +10,5 @@ set -euo pipefail
   --ngpu 1 \
   --conf-dir conf/paper \
   --triplet-models "clean cascade cascade_wo_pseudo" \
+  --paft-models "clean cascade cascade_normal cascade_paft cascade_ft cascade_ft_normal direct_da direct_reconst" \
   "$@"
