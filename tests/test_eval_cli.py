@@ -9,11 +9,12 @@ import re
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
+from inmsrl.audio.io import write_audio
 from inmsrl.bin.main import main
 from inmsrl.data.abx import ALL_DIFF, ONE_SHARED, AbxClip, AbxResponse, AbxTriplet, write_abx_set
+from inmsrl.data.datadir import DataDir, TrackRecord
 from inmsrl.data.dump import dump_data_dir
 from inmsrl.models.config import build_model
 
@@ -23,24 +24,21 @@ TINY = {"unet": {"channels": [2, 4, 4, 8, 8, 8]}, "mel_bands": 32}
 
 
 def make_data_dir(root, num_tracks=5, seconds=7):
+    """A data directory at ``root`` of noise tracks (bass silent for its first 0.5 s), audio beside it."""
     rng = np.random.default_rng(0)
-    root.mkdir(parents=True)
-    scp = {name: [] for name in [*SOURCES, "mix"]}
+    records = []
     for t in range(1, num_tracks + 1):
         track = f"Track{t:05d}"
         gains = np.linspace(0.2, 1, len(SOURCES))[:, None]
         stems = 0.1 * rng.standard_normal((len(SOURCES), seconds * RATE)) * gains
         stems[1, : RATE // 2] = 0.0
+        paths = {name: root.parent / "audio" / f"{track}_{name}.wav" for name in SOURCES}
         for name, stem in zip(SOURCES, stems, strict=True):
-            sf.write(root / f"{track}_{name}.wav", stem, RATE, subtype="PCM_16")
-            scp[name].append(f"{track} {root / f'{track}_{name}.wav'}")
-        sf.write(root / f"{track}_mix.wav", stems.sum(0), RATE, subtype="PCM_16")
-        scp["mix"].append(f"{track} {root / f'{track}_mix.wav'}")
-    (root / "sources").write_text(" ".join(SOURCES) + "\n")
-    for name, lines in scp.items():
-        (root / f"{name}.scp").write_text("\n".join(lines) + "\n")
-    durations = "".join(f"Track{t:05d} {seconds:.6f}\n" for t in range(1, num_tracks + 1))
-    (root / "track2dur").write_text(durations)
+            write_audio(paths[name], stem, RATE)
+        mix = root.parent / "audio" / f"{track}_mix.wav"
+        write_audio(mix, stems.sum(0), RATE)
+        records.append(TrackRecord(track, mix, paths, float(seconds)))
+    DataDir.from_tracks(SOURCES, records).write(root)
 
 
 def save_experiment(exp, model_type):

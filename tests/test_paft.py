@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 import yaml
 
+from inmsrl.audio.io import write_audio
 from inmsrl.bin.main import main
 from inmsrl.data.abx import (
     ALL_DIFF,
@@ -23,6 +23,7 @@ from inmsrl.data.abx import (
     track_index_by_number,
     write_abx_set,
 )
+from inmsrl.data.datadir import DataDir, TrackRecord
 from inmsrl.data.dump import Dump, dump_data_dir
 from inmsrl.models.config import build_model
 from inmsrl.tasks.common import stems_of
@@ -42,22 +43,18 @@ def corpus(tmp_path_factory):
     """A dump of 6 noise tracks (1 s clips), an ABX set over them and trained-looking experiments."""
     root = tmp_path_factory.mktemp("paft")
     rng = np.random.default_rng(0)
-    data = root / "data"
-    data.mkdir()
-    scp = {name: [] for name in [*SOURCES, "mix"]}
+    records = []
     for t in range(1, 7):
         track = f"Track{t:05d}"
         stems = 0.1 * rng.standard_normal((len(SOURCES), SECONDS * RATE))
+        paths = {name: root / "audio" / f"{track}_{name}.wav" for name in SOURCES}
         for name, stem in zip(SOURCES, stems, strict=True):
-            sf.write(data / f"{track}_{name}.wav", stem, RATE, subtype="PCM_16")
-            scp[name].append(f"{track} {data / f'{track}_{name}.wav'}")
-        sf.write(data / f"{track}_mix.wav", stems.sum(0), RATE, subtype="PCM_16")
-        scp["mix"].append(f"{track} {data / f'{track}_mix.wav'}")
-    (data / "sources").write_text(" ".join(SOURCES) + "\n")
-    for name, lines in scp.items():
-        (data / f"{name}.scp").write_text("\n".join(lines) + "\n")
-    (data / "track2dur").write_text("".join(f"Track{t:05d} {SECONDS}\n" for t in range(1, 7)))
-    dump_data_dir(data, root / "dump")
+            write_audio(paths[name], stem, RATE)
+        mix = root / "audio" / f"{track}_mix.wav"
+        write_audio(mix, stems.sum(0), RATE)
+        records.append(TrackRecord(track, mix, paths, float(SECONDS)))
+    DataDir.from_tracks(SOURCES, records).write(root / "data")
+    dump_data_dir(root / "data", root / "dump")
     triplets = []
     for sample in range(60):
         instrument = ("drums", "bass", "piano")[sample % 3]
