@@ -29,6 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from inmsrl.train.distributed import exit_rank_process, torchrun_rank
+
+    status = _train(args)
+    if torchrun_rank() is not None:
+        exit_rank_process(status)  # see its docstring: a finished DDP rank must not abort at teardown
+    return status
+
+
+def _train(args: argparse.Namespace) -> int:
     from torch.multiprocessing import ProcessRaisedException
 
     from inmsrl.data.dump import DumpError

@@ -143,6 +143,7 @@ def _spawned_worker(rank: Rank, placement: Placement, config: dict[str, Any], ex
         Trainer(config, ExperimentDir(Path(exp_dir)), rank, placement, device, plan).run()
     finally:
         distributed.leave_group()
+    distributed.exit_rank_process(0)  # an exception above still reaches the parent as usual
 
 
 def _plan_on_rank_zero(config: dict[str, Any], exp: ExperimentDir, resume: str, rank: Rank) -> RunPlan:
@@ -224,6 +225,7 @@ class Trainer:
                 task.on_train_end(model)
                 if self.is_main:
                     self._finish(stopping, state, reason)
+                distributed.barrier()  # no rank leaves the group before the run's outputs are written
             finally:
                 for writer in (self.writer, self.step_writer):
                     if writer is not None:
