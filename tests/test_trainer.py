@@ -337,6 +337,25 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------------- DDP
+def test_a_finished_rank_exits_with_its_status_and_keeps_its_output(tmp_path):
+    # DDP ranks leave with os._exit (no interpreter teardown): the exit status, the log file and
+    # buffered standard output must all survive it.
+    program = ("import logging, sys\n"
+               "from inmsrl.train.distributed import exit_rank_process\n"
+               "logging.basicConfig(filename=sys.argv[1], level=logging.INFO)\n"
+               "logging.info('epoch 2/2 logged')\n"
+               "print('summary printed', end='')\n"
+               "exit_rank_process(3)\n"
+               "print('not reached')\n")
+    log = tmp_path / "rank.log"
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-c", program, str(log)], capture_output=True, text=True,
+                          timeout=120, env=environment)  # a pipe: stdout is block-buffered
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "summary printed"
+    assert "epoch 2/2 logged" in log.read_text()
+
+
 def test_ddp_on_two_cpu_processes_averages_gradients(tmp_path):
     # No dropout or jitter, so one process on the whole batch must match two on half each. A large
     # Adam eps makes the step depend on the gradient's scale: summed instead of averaged gradients
