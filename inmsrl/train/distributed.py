@@ -143,10 +143,11 @@ def exit_rank_process(code: int) -> NoReturn:
     """End a finished training process at once, without Python's interpreter teardown.
 
     Once DistributedDataParallel has wrapped a model, the gloo group's worker threads outlive
-    ``destroy_process_group`` (the reducer keeps the group; seen with torch 2.14), and destroying them
-    during interpreter teardown aborts the process now and then ("terminate called without an active
-    exception", SIGABRT, about one run in 25): a finished run would be reported as crashed. Everything
-    the run writes is closed by then; this flushes the logs and standard streams and leaves.
+    ``destroy_process_group`` (something DDP creates keeps the group; seen with torch 2.14), and their
+    destruction during interpreter teardown now and then aborts the process ("terminate called without
+    an active exception", SIGABRT; 3 of 76 two-process runs here): a finished run would be reported as
+    crashed. Everything the run writes is closed by then; this flushes the logs and standard streams
+    and leaves.
     """
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
