@@ -229,6 +229,23 @@ def test_split_is_seeded_stratified_and_disjoint():
     assert [t.key for t in other[0]] != [t.key for t in train]
 
 
+def test_score_splits_partition_the_confident_triplets():
+    # "inmsrl score --abx-split train" scores exactly the confident triplets PAFT learns from, "test" the
+    # held-out rest; together they are the confident ones of "all".
+    from inmsrl.eval.scoring import abx_evaluation_set
+
+    triplets = [_triplet(i, instrument, ALL_DIFF, "aaaaa" if (i + k) % 3 else "aabbb", sample_id=k)
+                for i in range(5) for k in range(4) for instrument in ("drums", "bass")]
+    keys = {split: [t.key for t in abx_evaluation_set(triplets, split, 0.7, seed=3)]
+            for split in ("all", "train", "test")}
+    held_out = [t.key for t in confident(split_train_test(triplets, 0.7, seed=3)[1])]
+    assert keys["test"] == held_out and set(keys["train"]).isdisjoint(keys["test"])
+    assert sorted(keys["train"] + keys["test"]) == sorted(keys["all"])
+    assert 0 < len(keys["all"]) < len(triplets)
+    with pytest.raises(ValueError, match="'all', 'test' or 'train'"):
+        abx_evaluation_set(triplets, "valid", 0.7, seed=3)
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda rows: rows[2].__setitem__(4, "set0/0/drums/Q_1001-5.wav"),
      r"answers\.csv:3: malformed clip path"),

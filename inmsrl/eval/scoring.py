@@ -129,12 +129,14 @@ def load_sdr(scores_dir: str | Path) -> dict[str, dict[str, dict[str, float]]]:
 
 def abx_evaluation_set(triplets: Sequence[AbxTriplet], split: str, train_fraction: float, seed: int
                        ) -> list[AbxTriplet]:
-    """The confident triplets of ``split``: "all", or "test" (PAFT's held-out share)."""
+    """The confident triplets of ``split``: "all", "test" (PAFT's held-out share) or "train" (the share
+    PAFT learns from: a diagnostic of whether PAFT fits its own triplets at all)."""
     if split == "all":
         return confident(triplets)
-    if split == "test":
-        return confident(split_train_test(triplets, train_fraction, seed)[1])
-    raise ValueError(f"ABX split {split!r} is not 'all' or 'test'")
+    if split in ("train", "test"):
+        train, test = split_train_test(triplets, train_fraction, seed)
+        return confident(train if split == "train" else test)
+    raise ValueError(f"ABX split {split!r} is not 'all', 'test' or 'train'")
 
 
 def _load(root: Path, model: str, name: str) -> EmbeddingSet | None:
