@@ -36,15 +36,17 @@ class FlacTripletDataset(TripletDataset):
         self.data = data
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        recipe = self.recipe(index)
+        recipes = self.recipes(index)
         length = self.table.length
-        audio = np.empty((3, len(SOURCES), length), dtype=np.int16)  # what the dump loader hands on
-        for role in range(3):
-            for s, name in enumerate(SOURCES):
-                track, start = recipe.origin[role, s]
-                path = self.data.audio_path(self.dump.track_ids[track], name)
-                audio[role, s] = read_audio(path, start=int(start), frames=length)[0] * INT16_SCALE
-        return {"audio": torch.from_numpy(audio), "target": torch.tensor(recipe.target)}
+        # what the dump loader hands on: int16 (group, role, source, samples)
+        audio = np.empty((len(recipes), 3, len(SOURCES), length), dtype=np.int16)
+        for g, recipe in enumerate(recipes):
+            for role in range(3):
+                for s, name in enumerate(SOURCES):
+                    track, start = recipe.origin[role, s]
+                    path = self.data.audio_path(self.dump.track_ids[track], name)
+                    audio[g, role, s] = read_audio(path, start=int(start), frames=length)[0] * INT16_SCALE
+        return {"audio": torch.from_numpy(audio), "target": torch.tensor([r.target for r in recipes])}
 
 
 def make_corpus(root: Path, tracks: int, seconds: int) -> DataDir:
@@ -71,7 +73,8 @@ def triplets_per_second(dataset: TripletDataset, workers: int, batches: int, bat
     begin = time.perf_counter()
     count = 0
     for _ in range(batches):
-        count += next(iterator)["audio"].shape[0]
+        audio = next(iterator)["audio"]
+        count += audio.shape[0] * audio.shape[1]  # groups × triplets per group
     return count / (time.perf_counter() - begin)
 
 

@@ -114,13 +114,21 @@ def triplet_task(dump_dir, tmp_path, model=DIRECT_MODEL, **task) -> DirectTriple
 
 
 def test_pretraining_targets_are_clean_embeddings_with_zero_blocks(dump_dir, clean_exp, tmp_path):
-    task = pretrain_task(dump_dir, clean_exp, tmp_path)
+    """The targets are Clean's embeddings of the subset's active sources, zero blocks elsewhere, and —
+    as in the authors' code — the concatenation scaled to unit length (normalize_targets: false keeps
+    Clean's scale)."""
+    task = pretrain_task(dump_dir, clean_exp, tmp_path, normalize_targets=False)
+    normalised = pretrain_task(dump_dir, clean_exp, tmp_path)
+    assert normalised.normalize_targets
     clean = load_trained(clean_exp, SOURCES).eval()
     dump = task.train.dump
     seen = {"left out": 0, "silent": 0, "embedded": 0}
     for batch in task.train_loader(1):
         stems = batch["audio"].float() / 32768
         targets = task.targets(stems, batch["active"]).view(len(stems), len(SOURCES), DIM)
+        unit = normalised.targets(stems, batch["active"])
+        torch.testing.assert_close(unit, torch.nn.functional.normalize(targets.flatten(1), dim=1))
+        assert torch.allclose(unit.norm(dim=1)[unit.norm(dim=1) > 0], torch.ones(1))
         # Clean of the segment with all its sources: each extractor sees only its own stem.
         track, start = batch["origin"][:, 0, 0], batch["origin"][:, 0, 1]
         full = torch.stack([torch.from_numpy(dump.segment(int(t), int(s), task.train.table.length).copy())
@@ -180,7 +188,7 @@ def test_triplet_loss_looks_at_the_target_block_only(dump_dir, tmp_path):
     task = triplet_task(dump_dir, tmp_path)
     model = task.build_model().eval()
     batch = next(iter(task.train_loader(1)))
-    stems, targets = batch["audio"].float() / 32768, batch["target"]
+    stems, targets = batch["audio"].flatten(0, 1).float() / 32768, batch["target"].flatten()
     assert len(set(targets.tolist())) > 1
     with torch.no_grad():
         plain = direct_triplet_losses(model, stems, targets, margin=0.2)["triplet"]
@@ -190,9 +198,24 @@ def test_triplet_loss_looks_at_the_target_block_only(dump_dir, tmp_path):
     assert not torch.isclose(own["triplet"], plain)
 
 
+def test_direct_batches_hold_basic_and_additional_triplets_in_pairs(dump_dir, tmp_path):
+    """Each item is a basic triplet and its additional one (same anchor, positive and negative swapped,
+    another target), so a batch of B items trains on 2B triplets with every pair inside it."""
+    task = triplet_task(dump_dir, tmp_path, batch_size=3)
+    batch = next(iter(task.train_loader(1)))
+    audio, targets = batch["audio"], batch["target"]
+    assert audio.shape[:3] == (3, 2, 3) and targets.shape == (3, 2)
+    for basic, additional, (b, c) in zip(audio[:, 0], audio[:, 1], targets.tolist(), strict=True):
+        assert b != c
+        assert torch.equal(additional[0], basic[0])
+        assert torch.equal(additional[1], basic[2]) and torch.equal(additional[2], basic[1])
+    assert len(task.train_set) == 8  # train_examples counts basic triplets: 16 triplets per epoch
+
+
 def test_direct_reconst_learns_to_reconstruct_every_source(dump_dir, tmp_path):
     torch.manual_seed(0)
-    task = triplet_task(dump_dir, tmp_path, RECONST_MODEL, reconstruction_weight=1.0)
+    task = triplet_task(dump_dir, tmp_path, RECONST_MODEL, reconstruction_weight=1.0,
+                        reconstruction="all_sources")
     model = task.build_model().train()
     batch = next(iter(task.train_loader(1)))
     first = task.losses(model, batch)
@@ -208,6 +231,28 @@ def test_direct_reconst_learns_to_reconstruct_every_source(dump_dir, tmp_path):
     last = task.losses(model, batch)
     for name in SOURCES:
         assert last[f"l1_{name}"] < first[f"l1_{name}"], name
+
+
+def test_direct_reconst_trains_the_target_decoder_over_three_roles(dump_dir, tmp_path):
+    """The authors' reconstruction loss: only each triplet's target decoder, L1 to the target's clean
+    magnitude, each role's mean summed over anchor, positive and negative."""
+    torch.manual_seed(0)
+    task = triplet_task(dump_dir, tmp_path, RECONST_MODEL, reconstruction_weight=1.0)
+    assert task.reconstruction == "target"
+    model = task.build_model().eval()
+    batch = next(iter(task.train_loader(1)))
+    stems, targets = batch["audio"].flatten(0, 1).float() / 32768, batch["target"].flatten()
+    with torch.no_grad():
+        losses = task.losses(model, batch)
+        full = model(stems.flatten(0, 1).sum(1))
+        clean = model.target_magnitudes(stems.flatten(0, 1))
+    roles = targets.repeat_interleave(3)
+    rows = torch.arange(len(roles))
+    error = (full.reconstructions[rows, roles] - clean[rows, roles]).abs().mean(dim=(-2, -1)).view(-1, 3)
+    torch.testing.assert_close(losses["reconstruction"], error.mean(dim=0).sum())
+    torch.testing.assert_close(losses["loss"], losses["triplet"] + losses["reconstruction"])
+    with pytest.raises(TaskConfigError, match="reconstruction"):
+        triplet_task(dump_dir, tmp_path, RECONST_MODEL, reconstruction_weight=1.0, reconstruction="some")
 
 
 def test_reconstruction_weight_goes_with_direct_reconst(dump_dir, tmp_path):

@@ -168,9 +168,11 @@ def test_pseudo_triplets_trace_back_to_their_pieces_and_segments(corpus):
     _, dump = corpus
     table = build_segment_table(dump, 1.0)
     targets = [0, 1, 2, 3]
-    dataset = TripletDataset(dump, table, "pseudo", targets, size=40, seed=3)
-    for pair in range(0, 40, 2):
-        basic, additional = dataset[pair], dataset[pair + 1]
+    dataset = TripletDataset(dump, table, "pseudo", targets, size=20, seed=3, grouping="pair")
+    assert dataset.group_size == 2
+    for index in range(20):
+        item = dataset[index]
+        basic, additional = ({key: value[g] for key, value in item.items()} for g in (0, 1))
         b, c = int(basic["target"]), int(additional["target"])
         assert b != c and {b, c} <= set(targets)
         src = {role: [trace(basic["audio"][role, s].numpy(), s, SR) for s in range(len(SOURCES))]
@@ -196,12 +198,40 @@ def test_pseudo_triplets_trace_back_to_their_pieces_and_segments(corpus):
         np.testing.assert_array_equal(basic["origin"][ANCHOR, b].numpy(), src[ANCHOR][b])
 
 
+def test_per_target_groups_hold_one_basic_triplet_of_each_instrument(corpus):
+    """The paper's one run per instrument: a batch of B groups gives every instrument B triplets, each
+    a basic pseudo-musical-piece triplet of four different pieces (anchor b of A2 + the others of A;
+    positive b of another segment of A2 + the others of N; negative b of N2 + the others of another
+    segment of A)."""
+    _, dump = corpus
+    table = build_segment_table(dump, 1.0)
+    targets = [0, 1, 3]
+    dataset = TripletDataset(dump, table, "pseudo", targets, size=6, seed=2)
+    assert dataset.group_size == len(targets)
+    loader = make_loader(dataset, batch_size=4, seed=0)
+    batch = next(iter(loader))
+    assert batch["target"].tolist() == [targets] * 4
+    for index in range(6):
+        item = dataset[index]
+        for g, b in enumerate(targets):
+            origin = item["origin"][g].numpy()
+            others = [s for s in range(len(SOURCES)) if s != b]
+            a2, a, n, n2 = origin[ANCHOR, b, 0], origin[ANCHOR, others[0], 0], origin[POSITIVE, others[0], 0], \
+                origin[NEGATIVE, b, 0]
+            assert len({a2, a, n, n2}) == 4, "four different pieces"
+            assert origin[POSITIVE, b, 0] == a2 and origin[POSITIVE, b, 1] != origin[ANCHOR, b, 1]
+            assert (origin[NEGATIVE, others, 0] == a).all() and (origin[ANCHOR, others, 0] == a).all()
+            assert origin[NEGATIVE, others[0], 1] != origin[ANCHOR, others[0], 1]
+            for role in range(3):
+                assert trace(item["audio"][g, role, b].numpy(), b, SR) == tuple(origin[role, b])
+
+
 def test_s4_triplets(corpus):
     _, dump = corpus
     table = build_segment_table(dump, 1.0)
     dataset = TripletDataset(dump, table, "s4", [PIANO], size=20, seed=0)
     for i in range(20):
-        item = dataset[i]
+        item = {key: value[0] for key, value in dataset[i].items()}
         origin = item["origin"].numpy()
         tracks = origin[:, :, 0]
         assert (tracks == tracks[:, :1]).all(), "all sources of a role from one piece"
@@ -217,12 +247,12 @@ def test_fixed_set_is_stable_and_da_redraws_each_epoch(corpus):
     table = build_segment_table(dump, 1.0)
     fixed = TripletDataset(dump, table, "pseudo", [0, 1, 3], size=8, seed=1)
     fresh = TripletDataset(dump, table, "pseudo", [0, 1, 3], size=8, seed=1, fresh_every_epoch=True)
-    first = [fixed.recipe(i).origin for i in range(8)]
+    first = [fixed.recipes(i)[0].origin for i in range(8)]
     fixed.set_epoch(1)
-    assert all(np.array_equal(a, fixed.recipe(i).origin) for i, a in enumerate(first))
-    epoch0 = [fresh.recipe(i).origin for i in range(8)]
+    assert all(np.array_equal(a, fixed.recipes(i)[0].origin) for i, a in enumerate(first))
+    epoch0 = [fresh.recipes(i)[0].origin for i in range(8)]
     fresh.set_epoch(1)
-    assert not all(np.array_equal(a, fresh.recipe(i).origin) for i, a in enumerate(epoch0))
+    assert not all(np.array_equal(a, fresh.recipes(i)[0].origin) for i, a in enumerate(epoch0))
 
 
 def test_loader_is_reproducible_with_workers(corpus):
@@ -234,7 +264,7 @@ def test_loader_is_reproducible_with_workers(corpus):
         loader = make_loader(dataset, batch_size=4, workers=workers, seed=0, shuffle=True)
         batches[workers] = [b["origin"] for b in loader]
     assert all(torch.equal(x, y) for x, y in zip(batches[0], batches[2], strict=True))
-    assert batches[0][0].shape == (4, 3, len(SOURCES), 2)
+    assert batches[0][0].shape == (4, 3, 3, len(SOURCES), 2)  # 4 groups of 3 triplets
 
 
 def test_subset_mixtures_cover_the_31_subsets(corpus):

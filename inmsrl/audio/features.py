@@ -5,6 +5,12 @@ Settings: 44.1 kHz, window 2048, hop 512, Hann, centred, so a 3 s segment (132,3
 **Slaney** mel scale with Slaney (area) normalisation: with the HTK scale, 259 bands over 1025 bins
 leave one band with an all-zero filter (a constant input row that carries no information).
 
+The paper does not say how the mel spectrogram is scaled; the authors' code (the reference where the
+paper is silent) takes the mel filterbank of the *magnitude*, converts it to decibels,
+``20·log10(max(mel, 1e-5))``, and standardises each example over frequency and time, so that a gain
+change moves no input value: scale ``"db"`` with ``standardize``, the default. Scale ``"log_power"``
+(``ln(mel(|X|²) + 1e-8)``, no standardisation) is kept for comparison.
+
 The modules always compute in float32 with autocast disabled: they sit at the input of models trained
 under bf16 autocast, and an FFT, a squared magnitude or a log in bf16 would lose most of the dynamic
 range before the network sees it.
@@ -20,7 +26,10 @@ SAMPLE_RATE = 44100
 N_FFT = 2048
 HOP_LENGTH = 512
 MEL_BANDS = 259
-LOG_FLOOR = 1e-8  # added to the mel power before the log: silence maps to log(1e-8) ≈ -18.4, not -inf
+LOG_FLOOR = 1e-8  # "log_power": added to the mel power before the log (silence → ln 1e-8 ≈ -18.4)
+DB_FLOOR = 1e-5   # "db": the mel magnitude is floored here before 20·log10 (silence → -100 dB)
+STANDARDIZE_EPS = 1e-5  # added to the standard deviation: a constant (silent) input maps to zeros
+MEL_SCALES = ("db", "log_power")
 
 
 def num_frames(num_samples: int, hop_length: int = HOP_LENGTH) -> int:
@@ -56,22 +65,39 @@ class LogMel(nn.Module):
     """STFT magnitude ``(..., bins, frames)`` → log-mel ``(..., mel_bands, frames)``.
 
     Takes the magnitude rather than the waveform so that a separated magnitude (Cascade) feeds it
-    directly and fine-tuning can back-propagate through it into the separator. The filterbank applies
-    to the power spectrum (magnitude squared); the output is the natural log of the mel power plus
-    ``LOG_FLOOR``.
+    directly and fine-tuning can back-propagate through it into the separator. ``scale``: ``"db"``
+    (mel filterbank of the magnitude, ``20·log10(max(·, DB_FLOOR))``) or ``"log_power"`` (mel filterbank
+    of the power, natural log of it plus ``LOG_FLOOR``); ``standardize`` then brings each example to
+    zero mean and unit variance over its last two axes (mel band and frame).
     """
 
-    def __init__(self, mel_bands: int = MEL_BANDS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE):
+    def __init__(self, mel_bands: int = MEL_BANDS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE,
+                 scale: str = "db", standardize: bool = True):
         super().__init__()
+        if scale not in MEL_SCALES:
+            raise ValueError(f"log-mel scale must be one of {', '.join(MEL_SCALES)}, got {scale!r}")
         self.mel_bands = mel_bands
+        self.scale = scale
+        self.standardize = standardize
         self.mel = torchaudio.transforms.MelScale(
             n_mels=mel_bands, sample_rate=sample_rate, f_min=0.0, f_max=sample_rate / 2,
             n_stft=num_bins(n_fft), norm="slaney", mel_scale="slaney")
 
+    def extra_repr(self) -> str:
+        return f"mel_bands={self.mel_bands}, scale={self.scale!r}, standardize={self.standardize}"
+
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=magnitude.device.type, enabled=False):
-            power = magnitude.float().square()
-            return torch.log(self.mel(power) + LOG_FLOOR)
+            magnitude = magnitude.float()
+            if self.scale == "db":
+                features = 20.0 * torch.log10(self.mel(magnitude).clamp_min(DB_FLOOR))
+            else:
+                features = torch.log(self.mel(magnitude.square()) + LOG_FLOOR)
+            if self.standardize:
+                mean = features.mean(dim=(-2, -1), keepdim=True)
+                std = features.std(dim=(-2, -1), keepdim=True, correction=0)
+                features = (features - mean) / (std + STANDARDIZE_EPS)
+            return features
 
 
 def empty_mel_bands(mel_bands: int = MEL_BANDS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE,

@@ -14,6 +14,11 @@ so an example can always be traced back to its pieces and segments (and the test
 * **Source subsets**: one segment of one piece with a random non-empty subset of its sources, for
   the Direct pre-training on the 31 subsets of five sources.
 
+Triplets come in groups, as the authors' code batches them (the paper is silent on it): *per target*
+— one basic triplet for each target source, so that a batch of B groups gives each instrument's
+extractor B triplets, as the paper's one training run per instrument does (Clean, Cascade); or *pair*
+— a basic pseudo-musical-piece triplet and its additional triplet, always in the same batch (Direct).
+
 The target source is active (DESIGN.md §3 silence rule) in every segment that carries it. Examples
 are derived from ``(seed, index)`` alone — or ``(seed, epoch, index)`` for fresh examples every epoch
 ("DA", §3.2.3) — so they do not depend on the number of loader workers or the order of loading.
@@ -34,6 +39,7 @@ from inmsrl.data.segments import SegmentTable
 
 ANCHOR, POSITIVE, NEGATIVE = 0, 1, 2
 KINDS = ("s4", "pseudo")
+GROUPINGS = ("per_target", "pair")
 _MAX_DRAWS = 1000
 
 
@@ -98,6 +104,8 @@ class TripletSampler:
         self.active = ActiveSegments(table)
         self._two = {b: self.active.pieces(b, 2) for b in self.targets}
         self._one = {b: self.active.pieces(b, 1) for b in self.targets}
+        tracks, counts = np.unique(table.track, return_counts=True)
+        self._any_two, self._any_one = tracks[counts >= 2], tracks
         for b in self.targets:
             if len(self._two[b]) < 1 or len(self._one[b]) < 2:
                 raise SamplingError(f"source {b}: too few pieces where it is active to draw triplets "
@@ -109,14 +117,30 @@ class TripletSampler:
         seg = np.asarray(segments, dtype=np.int64)
         return np.stack([self.table.track[seg], self.table.start[seg]], axis=-1).astype(np.int64)
 
-    def s4(self, rng: np.random.Generator) -> TripletRecipe:
-        """Anchor and positive from one piece, negative from another; target b active in all three."""
-        b = int(rng.choice(self.targets))
+    def s4(self, rng: np.random.Generator, b: int | None = None) -> TripletRecipe:
+        """Anchor and positive from one piece, negative from another; target b (random if None) active
+        in all three."""
+        b = int(rng.choice(self.targets)) if b is None else b
         anchor_piece, negative_piece = _distinct(rng, [self._two[b], self._one[b]], "an S4 triplet")
         seg_a, seg_p = self.active.draw(rng, b, anchor_piece, 2)
         (seg_n,) = self.active.draw(rng, b, negative_piece, 1)
         rows = [[seg] * self.num_sources for seg in (seg_a, seg_p, seg_n)]
         return TripletRecipe(b, self._origin(rows))
+
+    def pseudo_basic(self, rng: np.random.Generator, b: int) -> TripletRecipe:
+        """A basic pseudo-musical-piece triplet for target ``b`` alone (no additional triplet, so the
+        other pieces need no active source of their own)."""
+        a2, n2, a, n = _distinct(rng, [self._two[b], self._one[b], self._any_two, self._any_one],
+                                 "a pseudo-musical-piece triplet")
+        a2_1, a2_2 = self.active.draw(rng, b, a2, 2)
+        (n2_1,) = self.active.draw(rng, b, n2, 1)
+        a_1, a_2 = (int(x) for x in rng.choice(self.table.segments_of(a), size=2, replace=False))
+        n_1 = int(rng.choice(self.table.segments_of(n)))
+
+        def piece(target_segment: int, others_segment: int) -> list[int]:
+            return [target_segment if s == b else others_segment for s in range(self.num_sources)]
+
+        return TripletRecipe(b, self._origin([piece(a2_1, a_1), piece(a2_2, n_1), piece(n2_1, a_2)]))
 
     def pseudo_pair(self, rng: np.random.Generator) -> tuple[TripletRecipe, TripletRecipe]:
         """A basic pseudo-musical-piece triplet for target b and its additional triplet for c != b."""
@@ -180,35 +204,48 @@ class DrawnDataset(Dataset):
 
 
 class TripletDataset(DrawnDataset):
-    """``size`` triplets of ``kind`` ("s4" or "pseudo"); item = int16 audio (3, S, L), target, origin.
+    """``size`` groups of triplets of ``kind`` ("s4" or "pseudo"), ``grouping`` "per_target" (one
+    triplet per target source) or "pair" (a pseudo triplet and its additional triplet).
 
-    With ``fresh_every_epoch`` the triplets are redrawn each epoch (call :meth:`set_epoch`), else the
-    set is fixed by the seed. Pseudo items come in pairs: even index the basic triplet, odd index its
-    additional triplet.
+    Item: int16 ``audio`` (G, 3, S, L), ``target`` (G,), ``origin`` (G, 3, S, 2). With
+    ``fresh_every_epoch`` the groups are redrawn each epoch (call :meth:`set_epoch`), else the set is
+    fixed by the seed.
     """
 
     def __init__(self, dump: Dump, table: SegmentTable, kind: str, targets: Sequence[int], size: int,
-                 seed: int = 0, fresh_every_epoch: bool = False):
+                 seed: int = 0, fresh_every_epoch: bool = False, grouping: str = "per_target"):
         if kind not in KINDS:
             raise ValueError(f"triplet kind {kind!r} is not one of {KINDS}")
+        if grouping not in GROUPINGS:
+            raise ValueError(f"triplet grouping {grouping!r} is not one of {GROUPINGS}")
+        if grouping == "pair" and kind != "pseudo":
+            raise ValueError("additional triplets (grouping 'pair') exist for pseudo-musical pieces only")
         if tuple(table.active.shape[1:]) != (len(dump.sources),):
             raise ValueError("segment table and dump disagree on the number of sources")
         super().__init__(size, seed, fresh_every_epoch)
-        self.dump, self.table, self.kind = dump, table, kind
+        self.dump, self.table, self.kind, self.grouping = dump, table, kind, grouping
         self.sampler = TripletSampler(table, targets)
 
-    def recipe(self, index: int) -> TripletRecipe:
-        draw = index // 2 if self.kind == "pseudo" else index
-        rng = self.rng(draw)
+    @property
+    def group_size(self) -> int:
+        """Triplets per item."""
+        return 2 if self.grouping == "pair" else len(self.sampler.targets)
+
+    def recipes(self, index: int) -> list[TripletRecipe]:
+        """The triplets of item ``index``, in group order."""
+        rng = self.rng(index)
+        if self.grouping == "pair":
+            return list(self.sampler.pseudo_pair(rng))
         if self.kind == "s4":
-            return self.sampler.s4(rng)
-        return self.sampler.pseudo_pair(rng)[index % 2]
+            return [self.sampler.s4(rng, b) for b in self.sampler.targets]
+        return [self.sampler.pseudo_basic(rng, b) for b in self.sampler.targets]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        recipe = self.recipe(index)
-        audio = render(self.dump, recipe.origin, self.table.length)
-        return {"audio": torch.from_numpy(audio), "target": torch.tensor(recipe.target),
-                "origin": torch.from_numpy(recipe.origin)}
+        recipes = self.recipes(index)
+        audio = np.stack([render(self.dump, recipe.origin, self.table.length) for recipe in recipes])
+        return {"audio": torch.from_numpy(audio),
+                "target": torch.tensor([recipe.target for recipe in recipes]),
+                "origin": torch.from_numpy(np.stack([recipe.origin for recipe in recipes]))}
 
 
 class SubsetMixtureDataset(DrawnDataset):

@@ -8,7 +8,8 @@ separation part (separators, reconstruction decoders), which E2E-FT trains as we
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -41,6 +42,35 @@ def check_waveform(x: torch.Tensor, dims: int, what: str) -> None:
     layout = {2: "(batch, samples)", 3: "(batch, sources, samples)"}[dims]
     if x.dim() != dims:
         raise ValueError(f"{what} must be a waveform {layout}, got shape {tuple(x.shape)}")
+
+
+class RoutedOutput(NamedTuple):
+    """A per-instrument model's output when each item goes through one instrument's path only."""
+
+    embeddings: torch.Tensor  # (batch, embedding_dim): each item's vector of its own instrument
+    separated: torch.Tensor | None  # (batch, bins, frames): its separated magnitude (None for Clean)
+
+
+def by_route(route: torch.Tensor, compute: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Run each item through its own path: ``compute(k, rows)`` gives the outputs of the items ``rows``
+    (a 1-D index tensor) whose ``route`` is ``k``; the results come back in item order.
+
+    Training a per-instrument model on a batch that mixes instruments this way costs what training
+    each instrument separately costs, not that times the number of instruments (every path on every
+    item), and each path's BatchNorm sees only its own instrument's examples, as in a run of its own.
+    """
+    if route.dim() != 1:
+        raise ValueError(f"route must be one path index per item (1-D), got shape {tuple(route.shape)}")
+    output: torch.Tensor | None = None
+    for k in torch.unique(route).tolist():
+        rows = torch.nonzero(route == k).squeeze(1)
+        part = compute(int(k), rows)
+        if output is None:
+            output = part.new_zeros((len(route), *part.shape[1:]))
+        output = output.index_copy(0, rows, part.to(output.dtype))
+    if output is None:
+        raise ValueError("an empty batch has no route")
+    return output
 
 
 class EmbeddingModel(nn.Module):

@@ -8,10 +8,15 @@ Keys, with the paper's sizes as defaults (§4.3)::
     unet:                    # the separator U-Net; Direct's encoder (and Direct-Reconst's decoders)
       channels: [16, 32, 64, 128, 256, 512]        # Direct's default: [16, 32, 64, 128, 256, S × 128]
       dropout: 0.5           # after each of the first three decoder layers
+      dropout_kind: channel  # channel (Dropout2d, the authors' code) | element (Jansson et al.)
+      decoder_activation: leaky_relu               # leaky_relu (paper §4.3) | relu (Jansson et al.)
       leaky_slope: 0.2
     extractor:               # clean/cascade: the feature extractors' encoder
       channels: [16, 32, 64, 128, 256, 512]        # default: unet.channels
     mel_bands: 259           # clean/cascade
+    log_mel:                 # clean/cascade: the extractors' input (inmsrl.audio.features.LogMel)
+      scale: db              # db: 20·log10 of the mel magnitude (authors' code) | log_power
+      standardize: true      # per example over (band, frame): a gain change moves nothing
     embedding_dim: 128       # per source
     stft: {n_fft: 2048, hop_length: 512, sample_rate: 44100}
 
@@ -26,23 +31,25 @@ from typing import Any
 
 from torch import nn
 
-from inmsrl.audio.features import HOP_LENGTH, MEL_BANDS, N_FFT, SAMPLE_RATE
+from inmsrl.audio.features import HOP_LENGTH, MEL_BANDS, MEL_SCALES, N_FFT, SAMPLE_RATE
 from inmsrl.models.cascade import Cascade, Clean
 from inmsrl.models.direct import Direct, DirectReconst, direct_channels
 from inmsrl.models.extractor import EMBEDDING_DIM
 from inmsrl.models.separator import SourceSeparator
-from inmsrl.models.unet import DROPOUT, LEAKY_SLOPE, PAPER_CHANNELS
+from inmsrl.models.unet import DECODER_ACTIVATIONS, DROPOUT, DROPOUT_KINDS, LEAKY_SLOPE, PAPER_CHANNELS
 
 MODEL_TYPES = ("separator", "clean", "cascade", "direct", "direct_reconst")
 SECTION_KEYS = {
-    "unet": {"channels", "dropout", "leaky_slope"},
+    "unet": {"channels", "dropout", "dropout_kind", "decoder_activation", "leaky_slope"},
     "extractor": {"channels"},
+    "log_mel": {"scale", "standardize"},
     "stft": {"n_fft", "hop_length", "sample_rate"},
 }
 TOP_KEYS = {
     "separator": {"type", "target_sources", "unet", "stft"},
-    "clean": {"type", "target_sources", "unet", "extractor", "mel_bands", "embedding_dim", "stft"},
-    "cascade": {"type", "target_sources", "unet", "extractor", "mel_bands", "embedding_dim", "stft"},
+    "clean": {"type", "target_sources", "unet", "extractor", "mel_bands", "log_mel", "embedding_dim", "stft"},
+    "cascade": {"type", "target_sources", "unet", "extractor", "mel_bands", "log_mel", "embedding_dim",
+                "stft"},
     "direct": {"type", "unet", "embedding_dim", "stft"},
     "direct_reconst": {"type", "unet", "embedding_dim", "stft"},
 }
@@ -86,6 +93,18 @@ def _fraction(value: Any, key: str) -> float:
     return float(value)
 
 
+def _choice(value: Any, choices: Sequence[str], key: str) -> str:
+    if value not in choices:
+        raise ModelConfigError(f"model config key '{key}' must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ModelConfigError(f"model config key '{key}' must be true or false, got {value!r}")
+    return value
+
+
 def build_model(cfg: Mapping[str, Any], sources: Sequence[str]) -> nn.Module:
     """The model ``cfg`` describes, for a data directory whose ``sources`` file lists ``sources``."""
     if not isinstance(cfg, Mapping):
@@ -107,6 +126,10 @@ def build_model(cfg: Mapping[str, Any], sources: Sequence[str]) -> nn.Module:
     if isinstance(slope, bool) or not isinstance(slope, int | float) or slope < 0:
         raise ModelConfigError(f"model config key 'unet.leaky_slope' must be a non-negative number, "
                                f"got {slope!r}")
+    decoder = {"decoder_activation": _choice(unet.get("decoder_activation", "leaky_relu"),
+                                             DECODER_ACTIVATIONS, "unet.decoder_activation"),
+               "dropout_kind": _choice(unet.get("dropout_kind", "channel"), DROPOUT_KINDS,
+                                       "unet.dropout_kind")}
     embedding_dim = _positive_int(cfg.get("embedding_dim", EMBEDDING_DIM), "embedding_dim")
     target_sources = cfg.get("target_sources")
     if target_sources is not None and (isinstance(target_sources, str)
@@ -120,7 +143,7 @@ def build_model(cfg: Mapping[str, Any], sources: Sequence[str]) -> nn.Module:
             channels = _channels(unet["channels"], "unet.channels") if "channels" in unet else default
             if kind == "direct":
                 return Direct(sources, channels, embedding_dim, slope, **signal)
-            return DirectReconst(sources, channels, embedding_dim, dropout, slope, **signal)
+            return DirectReconst(sources, channels, embedding_dim, dropout, slope, **signal, **decoder)
 
         channels = _channels(unet.get("channels", PAPER_CHANNELS), "unet.channels")
         if kind == "separator":
@@ -129,17 +152,21 @@ def build_model(cfg: Mapping[str, Any], sources: Sequence[str]) -> nn.Module:
             if unknown:
                 raise ModelConfigError(f"model config key 'target_sources' names {', '.join(unknown)}, not "
                                        f"among the data directory's sources ({', '.join(sources)})")
-            return SourceSeparator(subset, channels, dropout, slope, **signal)
+            return SourceSeparator(subset, channels, dropout, slope, **signal, **decoder)
 
         extractor = _section(cfg, "extractor")
+        log_mel = _section(cfg, "log_mel")
         extractor_channels = _channels(extractor.get("channels", channels), "extractor.channels")
         common = {"extractor_channels": extractor_channels,
                   "mel_bands": _positive_int(cfg.get("mel_bands", MEL_BANDS), "mel_bands"),
+                  "mel_scale": _choice(log_mel.get("scale", "db"), MEL_SCALES, "log_mel.scale"),
+                  "standardize": _flag(log_mel.get("standardize", True), "log_mel.standardize"),
                   "embedding_dim": embedding_dim, "negative_slope": slope, "sample_rate": sample_rate,
                   **signal}
         if kind == "clean":
             return Clean(sources, target_sources, **common)
-        return Cascade(sources, target_sources, separator_channels=channels, dropout=dropout, **common)
+        return Cascade(sources, target_sources, separator_channels=channels, dropout=dropout, **common,
+                       **decoder)
     except ModelConfigError:
         raise
     except ValueError as err:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from inmsrl.audio.features import HOP_LENGTH, N_FFT, Spectrogram
-from inmsrl.models.base import EmbeddingModel, check_source_names, check_waveform, module_dict
+from inmsrl.models.base import EmbeddingModel, by_route, check_source_names, check_waveform, module_dict
 from inmsrl.models.conditioning import Conditioning1D, Conditioning3D
 from inmsrl.models.extractor import EMBEDDING_DIM, EmbeddingHead
 from inmsrl.models.separator import MaskedMagnitude
@@ -116,14 +116,17 @@ class DirectReconst(Direct):
 
     def __init__(self, sources: Sequence[str], channels: Sequence[int] | None = None,
                  embedding_dim: int = EMBEDDING_DIM, dropout: float = DROPOUT,
-                 negative_slope: float = LEAKY_SLOPE, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH):
+                 negative_slope: float = LEAKY_SLOPE, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
+                 decoder_activation: str = "leaky_relu", dropout_kind: str = "channel"):
         super().__init__(sources, channels, embedding_dim, negative_slope, n_fft, hop_length)
         channels = self.encoder.channels
         if channels[-1] % len(self.sources):
             raise ValueError(f"Direct-Reconst's bottleneck width {channels[-1]} must split into "
                              f"{len(self.sources)} equal source blocks (Conditioning3D)")
         self.conditioning3d = Conditioning3D(len(self.sources), channels[-1] // len(self.sources))
-        self.decoders = module_dict({name: UNetDecoder(channels, out_channels=1, dropout=dropout)
+        self.decoders = module_dict({name: UNetDecoder(channels, out_channels=1, dropout=dropout,
+                                                   activation=decoder_activation, dropout_kind=dropout_kind,
+                                                   negative_slope=negative_slope)
                                      for name in self.sources})
         self.mask_activation = nn.Sigmoid()
 
@@ -135,8 +138,21 @@ class DirectReconst(Direct):
         mask = self.mask_activation(logits).squeeze(1)
         return MaskedMagnitude(mask * mixture_magnitude, mask)
 
-    def forward(self, mixture: torch.Tensor) -> DirectReconstOutput:
+    def forward(self, mixture: torch.Tensor, route: torch.Tensor | None = None) -> DirectReconstOutput:
+        """Embedding and every source's reconstruction; with ``route`` (one source index per item) only
+        that source's decoder runs on the item, and ``reconstructions``/``masks`` are ``(batch, 1,
+        bins, frames)`` (the authors' code trains each triplet's target decoder only)."""
         direct = super().forward(mixture)
+        if route is not None:
+            def path(k: int, rows: torch.Tensor) -> torch.Tensor:
+                features = EncoderFeatures([skip[rows] for skip in direct.features.skips],
+                                           direct.features.bottleneck[rows])
+                output = self.decode(features, direct.mixture_magnitude[rows], k)
+                return torch.stack([output.magnitude, output.mask], dim=1)
+
+            routed = by_route(route, path)
+            return DirectReconstOutput(direct.embedding, routed[:, :1], routed[:, 1:],
+                                       direct.mixture_magnitude)
         outputs = [self.decode(direct.features, direct.mixture_magnitude, k)
                    for k in range(len(self.sources))]
         return DirectReconstOutput(direct.embedding,

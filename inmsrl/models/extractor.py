@@ -1,7 +1,8 @@
 """The instrument-dependent music similarity feature extractor (§3.1.1, §4.3).
 
-Log-mel (259 Slaney bands) → U-Net encoder whose last layer has no BatchNorm/activation → mean over
-time → flatten channels × frequency → Linear → 128. The head (:class:`EmbeddingHead`) is shared with
+Log-mel (259 Slaney bands, in dB and standardised per example by default; see
+:class:`~inmsrl.audio.features.LogMel`) → U-Net encoder whose last layer has no BatchNorm/activation →
+mean over time → flatten channels × frequency → Linear → 128. The head (:class:`EmbeddingHead`) is shared with
 Direct, which applies it to the encoder of the mixture magnitude.
 """
 
@@ -47,9 +48,10 @@ class FeatureExtractor(nn.Module):
 
     def __init__(self, channels: Sequence[int] = PAPER_CHANNELS, mel_bands: int = MEL_BANDS,
                  embedding_dim: int = EMBEDDING_DIM, negative_slope: float = LEAKY_SLOPE,
-                 n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE):
+                 n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE, mel_scale: str = "db",
+                 standardize: bool = True):
         super().__init__()
-        self.log_mel = LogMel(mel_bands, n_fft, sample_rate)
+        self.log_mel = LogMel(mel_bands, n_fft, sample_rate, mel_scale, standardize)
         self.encoder = UNetEncoder(1, channels, plain_last=True, negative_slope=negative_slope)
         depth = len(self.encoder.channels)
         self.head = EmbeddingHead(self.encoder.channels[-1], encoded_size(mel_bands, depth), embedding_dim)

@@ -30,10 +30,12 @@ class Separator(nn.Module):
     """Mixture magnitude ``(batch, bins, frames)`` → the instrument's masked magnitude and its mask."""
 
     def __init__(self, channels: Sequence[int] = PAPER_CHANNELS, dropout: float = DROPOUT,
-                 negative_slope: float = LEAKY_SLOPE):
+                 negative_slope: float = LEAKY_SLOPE, decoder_activation: str = "leaky_relu",
+                 dropout_kind: str = "channel"):
         super().__init__()
         self.encoder = UNetEncoder(1, channels, negative_slope=negative_slope)
-        self.decoder = UNetDecoder(channels, out_channels=1, dropout=dropout)
+        self.decoder = UNetDecoder(channels, out_channels=1, dropout=dropout, activation=decoder_activation,
+                                   dropout_kind=dropout_kind, negative_slope=negative_slope)
         self.mask_activation = nn.Sigmoid()
 
     def forward(self, magnitude: torch.Tensor) -> MaskedMagnitude:
@@ -64,11 +66,13 @@ class SourceSeparator(nn.Module):
 
     def __init__(self, sources: Sequence[str], channels: Sequence[int] = PAPER_CHANNELS,
                  dropout: float = DROPOUT, negative_slope: float = LEAKY_SLOPE,
-                 n_fft: int = N_FFT, hop_length: int = HOP_LENGTH):
+                 n_fft: int = N_FFT, hop_length: int = HOP_LENGTH, decoder_activation: str = "leaky_relu",
+                 dropout_kind: str = "channel"):
         super().__init__()
         self.sources = check_source_names(sources)
         self.spectrogram = Spectrogram(n_fft, hop_length)
-        self.separators = module_dict({name: Separator(channels, dropout, negative_slope)
+        self.separators = module_dict({name: Separator(channels, dropout, negative_slope, decoder_activation,
+                                                       dropout_kind)
                                        for name in self.sources})
 
     def magnitude(self, waveform: torch.Tensor) -> torch.Tensor:

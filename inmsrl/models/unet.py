@@ -4,14 +4,17 @@ Encoder layer: Conv2d 5×5, stride 2, padding 2 → BatchNorm → LeakyReLU(0.2)
 ``n`` to ``ceil(n / 2)``, so 1025 bins × 259 frames become 17 × 5 after six layers. The feature
 extractors drop BatchNorm and the activation on their last layer (the linear head follows it).
 
-Decoder layer: ConvTranspose2d 5×5, stride 2 → BatchNorm → ReLU, with dropout 0.5 after the first
-three layers, each output concatenated with the encoder output of the same size (skip connection).
+Decoder layer: ConvTranspose2d 5×5, stride 2 → BatchNorm → LeakyReLU(0.2), with channel dropout
+(``Dropout2d``, 0.5) after the first three layers, each output concatenated with the encoder output of
+the same size (skip connection). The paper says "each convolution" uses leaky ReLU 0.2 (§4.3) and the
+authors' code drops whole channels; Jansson et al.'s ReLU and element-wise dropout remain options
+(``decoder_activation="relu"``, ``dropout_kind="element"``).
 The transposed convolution doubles the size exactly (``2n``), and the result is cropped at the end
 to the size of the matching encoder output: an odd size ``2n - 1`` (1025 bins, 259 frames) round-trips
 exactly, and output index ``2i`` stays aligned with the centre of encoder input ``2i`` because both
 convolutions pad by 2. The last decoder layer outputs the mask logits: as in Jansson et al., it has no
-BatchNorm/ReLU (a ReLU before the sigmoid would confine the mask to [0.5, 1]); the model applies the
-sigmoid.
+BatchNorm/activation (a ReLU before the sigmoid would confine the mask to [0.5, 1]); the model applies
+the sigmoid.
 
 All blocks take ``(batch, channels, freq, time)`` and work in either memory format.
 """
@@ -30,6 +33,8 @@ PADDING = 2
 LEAKY_SLOPE = 0.2
 DROPOUT = 0.5
 DROPOUT_LAYERS = 3
+DECODER_ACTIVATIONS = ("leaky_relu", "relu")
+DROPOUT_KINDS = ("channel", "element")
 
 
 def encoded_size(size: int, num_layers: int) -> int:
@@ -86,20 +91,26 @@ def crop_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 class DecoderLayer(nn.Module):
-    """ConvTranspose2d 5×5 stride 2 (exact doubling), crop to the skip size, then BN → ReLU → dropout.
+    """ConvTranspose2d 5×5 stride 2 (exact doubling), crop to the skip size, then BN → activation →
+    dropout. ``final`` keeps only the transposed convolution: the mask-logit layer."""
 
-    ``final`` keeps only the transposed convolution: the mask-logit layer.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, final: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, final: bool = False,
+                 activation: str = "leaky_relu", dropout_kind: str = "channel",
+                 negative_slope: float = LEAKY_SLOPE):
         super().__init__()
+        if activation not in DECODER_ACTIVATIONS:
+            raise ValueError(f"decoder activation must be one of {', '.join(DECODER_ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        if dropout_kind not in DROPOUT_KINDS:
+            raise ValueError(f"dropout kind must be one of {', '.join(DROPOUT_KINDS)}, got {dropout_kind!r}")
         self.conv = nn.ConvTranspose2d(in_channels, out_channels, KERNEL_SIZE, STRIDE, PADDING,
                                        output_padding=STRIDE - 1)
         post: list[nn.Module] = []
         if not final:
-            post += [nn.BatchNorm2d(out_channels), nn.ReLU()]
+            post += [nn.BatchNorm2d(out_channels),
+                     nn.LeakyReLU(negative_slope) if activation == "leaky_relu" else nn.ReLU()]
             if dropout > 0:
-                post.append(nn.Dropout(dropout))
+                post.append(nn.Dropout2d(dropout) if dropout_kind == "channel" else nn.Dropout(dropout))
         self.post = nn.Sequential(*post)
 
     def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -114,7 +125,9 @@ class UNetDecoder(nn.Module):
     """
 
     def __init__(self, channels: Sequence[int] = PAPER_CHANNELS, out_channels: int = 1,
-                 dropout: float = DROPOUT, dropout_layers: int = DROPOUT_LAYERS):
+                 dropout: float = DROPOUT, dropout_layers: int = DROPOUT_LAYERS,
+                 activation: str = "leaky_relu", dropout_kind: str = "channel",
+                 negative_slope: float = LEAKY_SLOPE):
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if not channels:
@@ -125,7 +138,8 @@ class UNetDecoder(nn.Module):
         for k, width in enumerate(widths):
             final = k == len(widths) - 1
             layers.append(DecoderLayer(in_channels, width, dropout=dropout if k < dropout_layers else 0.0,
-                                       final=final))
+                                       final=final, activation=activation, dropout_kind=dropout_kind,
+                                       negative_slope=negative_slope))
             in_channels = 2 * width  # concatenated with the encoder output of the same width
         self.layers = nn.ModuleList(layers)
 

@@ -77,12 +77,18 @@ class DatasetTask(Task):
                               num_workers=self.workers)
 
 
-def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
-                 margin: float) -> torch.Tensor:
-    """Eq. 1 of the paper: mean of max(0, d(a, p) − d(a, n) + margin), Euclidean, no normalisation."""
+def triplet_terms(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
+                  margin: float) -> torch.Tensor:
+    """Eq. 1 of the paper per triplet: max(0, d(a, p) − d(a, n) + margin), Euclidean, no normalisation."""
     d_pos = torch.linalg.vector_norm(anchor - positive, dim=-1)
     d_neg = torch.linalg.vector_norm(anchor - negative, dim=-1)
-    return torch.relu(d_pos - d_neg + margin).mean()
+    return torch.relu(d_pos - d_neg + margin)
+
+
+def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
+                 margin: float) -> torch.Tensor:
+    """Eq. 1 of the paper averaged over the batch."""
+    return triplet_terms(anchor, positive, negative, margin).mean()
 
 
 def stems_of(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -4,16 +4,21 @@
   (``model.type: direct``) sees the mixture of a random non-empty subset of a segment's sources (31
   subsets for five) and regresses, with MSE, the concatenation of the per-source embeddings of a
   trained, frozen Clean model (``task.clean``, an experiment dir); the block of a source outside the
-  subset or silent in the segment is a zero vector. The Clean model must embed every source of the
-  data directory with Direct's per-source ``embedding_dim`` — the recipe trains ``clean_all`` (Clean
-  over all sources, residuals included) for this, because stage 4's Clean leaves residuals out.
+  subset or silent in the segment is a zero vector; as in the authors' code the concatenation is
+  L2-normalised (``normalize_targets``). The Clean model must embed every source of the data
+  directory with Direct's per-source ``embedding_dim`` — the recipe trains ``clean_all`` (Clean over
+  all sources, residuals included) for this, because stage 4's Clean leaves residuals out.
 * ``direct_triplet``: the triplet loss (Eq. 1) on the embedding masked to the target source's block
   (Conditioning1D), from the pre-trained model (``task.init``). Configs choose the variant:
   *Direct* — fixed pseudo-musical-piece set (``fresh_every_epoch: false``); *Direct w/ DA* — fresh
   pieces every epoch (``true``); *Direct-Reconst* — ``model.type: direct_reconst`` with
-  ``reconstruction_weight`` > 0: every role's mixture is also reconstructed per source by that
-  source's decoder behind Conditioning3D, with L1 to the clean magnitudes (multi-task, §3.2.2). A
-  Direct checkpoint initialises Direct-Reconst's encoder and head; its decoders start fresh.
+  ``reconstruction_weight`` > 0: each role's mixture is also reconstructed by the decoder of the
+  triplet's target source behind Conditioning3D, with L1 to its clean magnitude, the three roles'
+  mean losses summed (multi-task, §3.2.2; the authors' code; ``reconstruction: all_sources`` averages
+  every decoder's loss instead). A Direct checkpoint initialises Direct-Reconst's encoder and head;
+  its decoders start fresh. Every item of a batch is a basic triplet with its additional triplet
+  (positive and negative swapped, another target): ``batch_size`` pairs are 2 × ``batch_size``
+  triplets per step, ``train_examples`` pairs per epoch.
 """
 
 from __future__ import annotations
@@ -51,9 +56,10 @@ def _model_type(config: dict[str, Any], allowed: tuple[str, ...], task: str) -> 
 
 COMMON_KEYS = frozenset({"name", "train_dump", "valid_dump", "segment_seconds", "valid_segment_seconds",
                          "train_examples", "valid_examples", "batch_size", "num_workers"})
-PRETRAIN_KEYS = COMMON_KEYS | {"clean"}
+PRETRAIN_KEYS = COMMON_KEYS | {"clean", "normalize_targets"}
 TRIPLET_KEYS = COMMON_KEYS | {"init", "triplets", "fresh_every_epoch", "margin", "triplet_weight",
-                              "reconstruction_weight"}
+                              "reconstruction_weight", "reconstruction"}
+RECONSTRUCTIONS = ("target", "all_sources")
 
 
 class _DirectTask(DatasetTask):
@@ -83,9 +89,9 @@ class _DirectTask(DatasetTask):
 
 @register_task("direct_pretrain")
 class DirectPretrainTask(_DirectTask):
-    """Config ``task``: train_dump, valid_dump, clean (the Clean experiment dir), segment_seconds (3),
-    valid_segment_seconds (10), train_examples, valid_examples, batch_size, num_workers;
-    ``model.type: direct``."""
+    """Config ``task``: train_dump, valid_dump, clean (the Clean experiment dir), normalize_targets
+    (true), segment_seconds (3), valid_segment_seconds (10), train_examples, valid_examples,
+    batch_size, num_workers; ``model.type: direct``."""
 
     keys = PRETRAIN_KEYS
 
@@ -107,6 +113,7 @@ class DirectPretrainTask(_DirectTask):
                 f"source ({', '.join(self.sources)}) in {dim} dimensions (model.embedding_dim); this one "
                 f"embeds {', '.join(embedded) or 'nothing'} in {clean_dim} "
                 "(train one with conf/clean_all.yaml)")
+        self.normalize_targets = bool(option(config, "normalize_targets", True))
         self.clean.requires_grad_(False)
         self.clean.to(context.device).eval()
         # Clean's embedding row of each block of Direct (the data directory's source order).
@@ -122,9 +129,13 @@ class DirectPretrainTask(_DirectTask):
 
     @torch.no_grad()
     def targets(self, stems: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        """The concatenated Clean embeddings ``(B, S·D)`` of ``stems`` (B, S, L); zero if not ``active``."""
+        """The concatenated Clean embeddings ``(B, S·D)`` of ``stems`` (B, S, L), zero where not
+        ``active``, scaled to unit length with ``normalize_targets``."""
         embeddings = self.clean(stems).float()[:, self.clean_rows]       # (B, S, D)
-        return (embeddings * active[:, :, None].to(embeddings.dtype)).flatten(1)
+        target = (embeddings * active[:, :, None].to(embeddings.dtype)).flatten(1)
+        if self.normalize_targets:
+            target = torch.nn.functional.normalize(target, dim=1)
+        return target
 
     def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         stems = stems_of(batch)
@@ -139,9 +150,10 @@ class DirectPretrainTask(_DirectTask):
 @register_task("direct_triplet")
 class DirectTripletTask(_DirectTask):
     """Config ``task``: train_dump, valid_dump, init (the pre-trained Direct experiment dir, or null),
-    triplets (pseudo | s4), fresh_every_epoch, margin (0.2), segment_seconds (3), valid_segment_seconds
-    (10), train_examples, valid_examples, batch_size, num_workers, triplet_weight (1),
-    reconstruction_weight (0; > 0 needs ``model.type: direct_reconst``)."""
+    triplets (pseudo), fresh_every_epoch, margin (0.2), segment_seconds (3), valid_segment_seconds
+    (10), train_examples / valid_examples (basic triplets, each with its additional one), batch_size
+    (pairs per step), num_workers, triplet_weight (1), reconstruction_weight (0; > 0 needs
+    ``model.type: direct_reconst``), reconstruction (target | all_sources)."""
 
     keys = TRIPLET_KEYS
 
@@ -155,13 +167,22 @@ class DirectTripletTask(_DirectTask):
             raise TaskConfigError(
                 "training config: task.reconstruction_weight > 0 goes with model.type direct_reconst (its "
                 f"decoders learn from nothing else), got type {kind} and weight {self.reconstruction_weight}")
+        self.reconstruction = option(config, "reconstruction", "target")
+        if self.reconstruction not in RECONSTRUCTIONS:
+            raise TaskConfigError(f"task.reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, "
+                                  f"got {self.reconstruction!r}")
         triplets = option(config, "triplets", "pseudo")
+        if triplets != "pseudo":
+            raise TaskConfigError(f"task.triplets: Direct trains on pseudo-musical pieces (basic and "
+                                  f"additional triplets), got {triplets!r}")
         targets = list(range(len(self.sources)))
         self.train_set = TripletDataset(self.train.dump, self.train.table, triplets, targets,
                                         option(config, "train_examples"), seed=context.seed,
-                                        fresh_every_epoch=bool(option(config, "fresh_every_epoch", False)))
+                                        fresh_every_epoch=bool(option(config, "fresh_every_epoch", False)),
+                                        grouping="pair")
         self.valid_set = TripletDataset(self.valid.dump, self.valid.table, triplets, targets,
-                                        option(config, "valid_examples"), seed=context.seed + 1)
+                                        option(config, "valid_examples"), seed=context.seed + 1,
+                                        grouping="pair")
 
     def build_model(self) -> nn.Module:
         model = build_model(self.config["model"], self.sources)
@@ -171,8 +192,9 @@ class DirectTripletTask(_DirectTask):
         return model
 
     def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return direct_triplet_losses(model, stems_of(batch), batch["target"], self.margin,
-                                     self.triplet_weight, self.reconstruction_weight)
+        return direct_triplet_losses(model, stems_of(batch).flatten(0, 1), batch["target"].flatten(),
+                                     self.margin, self.triplet_weight, self.reconstruction_weight,
+                                     self.reconstruction)
 
 
 def initialise_from(model: Direct, exp_dir: Path, sources: list[str]) -> None:
@@ -192,28 +214,39 @@ def initialise_from(model: Direct, exp_dir: Path, sources: list[str]) -> None:
 
 
 def direct_triplet_losses(model: nn.Module, stems: torch.Tensor, targets: torch.Tensor, margin: float,
-                          triplet_weight: float = 1.0,
-                          reconstruction_weight: float = 0.0) -> dict[str, torch.Tensor]:
+                          triplet_weight: float = 1.0, reconstruction_weight: float = 0.0,
+                          reconstruction: str = "target") -> dict[str, torch.Tensor]:
     """Losses of a batch of triplets for Direct/Direct-Reconst.
 
     ``stems`` (B, 3, S, L) float, ``targets`` (B,) the target source of each triplet (= its block).
-    The triplet loss sees the embeddings masked to the target's block (Conditioning1D); with a
-    reconstruction weight, the L1 between each source's reconstruction and clean magnitude over all
-    three roles is added (logged per source as ``l1_<source>``).
+    The triplet loss sees the embeddings masked to the target's block (Conditioning1D), averaged over
+    the triplets. With a reconstruction weight, ``reconstruction`` "target": the L1 between the target
+    source's decoder output and its clean magnitude, each role's mean summed over the three roles (the
+    authors' code; only that decoder runs); "all_sources": every decoder's L1 averaged over sources
+    and roles. Per-source L1 losses are logged as ``l1_<source>``.
     """
     batch_size = stems.shape[0]
     flat = stems.flatten(0, 1)                                            # (B·3, S, L)
     inner = unwrap(model)
-    output = model(flat.sum(dim=1))
     roles = targets.repeat_interleave(3)                                  # the target of each row of flat
+    routed = reconstruction_weight > 0 and reconstruction == "target"
+    output = model(flat.sum(dim=1), route=roles) if routed else model(flat.sum(dim=1))
     masked = inner.condition(output.embedding.float(), roles).view(batch_size, 3, -1)
     triplet = triplet_loss(masked[:, 0], masked[:, 1], masked[:, 2], margin)
     losses = {"loss": triplet_weight * triplet, "triplet": triplet.detach()}
     if reconstruction_weight > 0:
-        target = inner.target_magnitudes(flat)
-        per_source = (output.reconstructions.float() - target).abs().mean(dim=(0, 2, 3))
-        reconstruction = per_source.mean()
-        losses["reconstruction"] = reconstruction.detach()
-        losses.update({f"l1_{name}": per_source[k].detach() for k, name in enumerate(inner.sources)})
-        losses["loss"] = losses["loss"] + reconstruction_weight * reconstruction
+        if routed:
+            target = inner.spectrogram(flat[torch.arange(len(roles), device=roles.device), roles])
+            error = (output.reconstructions[:, 0].float() - target).abs().mean(dim=(-2, -1))
+            loss = 3.0 * error.mean()
+            for k, name in enumerate(inner.sources):
+                if bool((roles == k).any()):
+                    losses[f"l1_{name}"] = error[roles == k].mean().detach()
+        else:
+            clean = inner.target_magnitudes(flat)                         # (B·3, S, bins, frames)
+            per_source = (output.reconstructions.float() - clean).abs().mean(dim=(0, 2, 3))
+            loss = per_source.mean()
+            losses.update({f"l1_{name}": per_source[k].detach() for k, name in enumerate(inner.sources)})
+        losses["reconstruction"] = loss.detach()
+        losses["loss"] = losses["loss"] + reconstruction_weight * loss
     return losses

@@ -32,9 +32,10 @@ the clean target stems of the three inputs.
 
 On one process, Clean and Cascade run only each triplet's instrument path (its separator and
 extractor): the loss is the same as the full forward's (a test checks it), at a quarter of the cost
-for four instruments; the auxiliary loss then covers each triplet's own separator. Under DDP the full
-forward runs so that gradients are averaged (:mod:`inmsrl.train.task`); an extractor's BatchNorm batch
-statistics then cover the whole batch rather than its own instrument's triplets.
+for four instruments; the auxiliary loss covers each triplet's own separator, over the three roles as
+in E2E-FT (:func:`inmsrl.tasks.triplet.triplet_losses`). Under DDP the full forward runs so that
+gradients are averaged (:mod:`inmsrl.train.task`); an extractor's BatchNorm batch statistics then
+cover the whole batch rather than its own instrument's triplets.
 """
 
 from __future__ import annotations
@@ -68,7 +69,6 @@ from inmsrl.tasks.common import (
     open_set,
     option,
     stems_of,
-    triplet_loss,
     unwrap,
 )
 from inmsrl.tasks.direct import direct_triplet_losses
@@ -207,42 +207,6 @@ class PaftDataset(Dataset):
                 "triplet": torch.tensor(triplet)}
 
 
-def target_path_losses(model: nn.Module, stems: torch.Tensor, targets: torch.Tensor, margin: float,
-                       separation_weight: float = 0.0) -> dict[str, torch.Tensor]:
-    """Triplet loss of a Clean/Cascade model through each triplet's instrument only (one process).
-
-    ``stems`` (B, 3, S, L) float; ``targets`` (B,) the dump source index of each triplet's instrument.
-    Cascade: the instrument's separator on the mixture, then its extractor; Clean: its extractor on the
-    stem. With ``separation_weight``, the L1 of each separated magnitude to its clean stem's.
-    """
-    batch_size = stems.shape[0]
-    embeddings = [None] * batch_size
-    separation_sum, separation_count = stems.new_zeros(()), 0
-    for b in torch.unique(targets).tolist():
-        rows = torch.nonzero(targets == b).squeeze(1)
-        flat = stems[rows].flatten(0, 1)                                        # (n·3, S, L)
-        name = model.all_sources[b]
-        if model.takes_stems:
-            vectors = model.extractors[name](model.spectrogram(flat[:, b]))
-        else:
-            separated = model.separator.separators[name](model.separator.magnitude(flat.sum(dim=1)))
-            vectors = model.extractors[name](separated.magnitude)
-            if separation_weight > 0:
-                error = (separated.magnitude.float() - model.separator.magnitude(flat[:, b])).abs()
-                separation_sum = separation_sum + error.sum()
-                separation_count += error.numel()
-        for k, row in enumerate(rows.tolist()):
-            embeddings[row] = vectors[3 * k:3 * k + 3].float()
-    chosen = torch.stack(embeddings)                                             # (B, 3, D)
-    triplet = triplet_loss(chosen[:, 0], chosen[:, 1], chosen[:, 2], margin)
-    losses = {"loss": triplet, "triplet": triplet.detach()}
-    if separation_weight > 0:
-        separation = separation_sum / max(separation_count, 1)
-        losses["separation"] = separation.detach()
-        losses["loss"] = triplet + separation_weight * separation
-    return losses
-
-
 def frozen_digest(model: nn.Module) -> str:
     """SHA-256 of every parameter and buffer outside the feature extractors (what PAFT must not move)."""
     inner = unwrap(model)
@@ -360,7 +324,8 @@ class PaftTask(DatasetTask):
         stems, targets = stems_of(batch), batch["target"]
         if self.kind in DIRECT_TYPES:
             return direct_triplet_losses(model, stems, targets, self.margin)
-        if model is unwrap(model):
-            return target_path_losses(model, stems, targets, self.margin, self.separation_weight)
         rows = self.embedding_row.to(targets.device)[targets]
-        return triplet_losses(model, stems, rows, self.margin, self.separation_weight)
+        # One process: each triplet through its instrument's path; under DDP every path runs, since a
+        # batch of ABX triplets may lack an instrument and DDP needs every parameter in every step.
+        return triplet_losses(model, stems, rows, self.margin, self.separation_weight,
+                              routed=model is unwrap(model))
