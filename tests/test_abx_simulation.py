@@ -29,6 +29,7 @@ from inmsrl.data.abx_simulation import (
 from inmsrl.data.segments import active_in_segments
 from inmsrl.data.slakh import class_stems, read_track_metadata
 from inmsrl.data.synth import SynthOptions, generate_corpus
+from inmsrl.data.synth.render import default_soundfont, timbre_signature
 
 INSTRUMENTS = ("drums", "bass", "piano", "guitar", "residuals")
 TRIPLETS, MIN_ANSWERS, MAX_ANSWERS = 24, 3, 17
@@ -214,3 +215,44 @@ def test_cli_rejects_bad_options(corpus, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["abx-simulate", "--corpus", str(corpus), "--out", str(tmp_path / "x"),
               "--instruments", "flute"])
+
+
+def test_presets_that_render_alike_are_one_timbre_to_listeners():
+    """TimGM6mb renders the Jazz kit (32) sample for sample as the Standard kit (0): listeners must hear
+    one kit, while the Room kit (8) stays another sound."""
+    soundfont = str(default_soundfont())
+    standard, jazz, room = (timbre_signature(kit, True, soundfont) for kit in (0, 32, 8))
+    assert standard == jazz != room
+    groove = ("groove-01", None, None, 90, 12.0)
+    x, same_sound, other = (PartView("drums", (StemView(kit, True, *groove, timbre=timbre),), 120.0)
+                            for kit, timbre in ((0, standard), (32, jazz), (8, room)))
+    assert aspect_similarities(x, same_sound)["timbre"] == 1.0
+    assert aspect_similarities(x, other)["timbre"] < 1.0
+
+
+def test_a_clip_hears_the_section_it_falls_in(corpus):
+    """A part that changes between sections is heard with the patterns of the section under the clip."""
+    clips = collect_clips(corpus, "test", INSTRUMENTS)
+    checked = 0
+    for track in sorted((corpus / "test").iterdir()):
+        meta = read_track_metadata(track)
+        song = meta.fields["inmsrl_song"]
+        bar_s = 240.0 / song["tempo"]
+        number = int(track.name.removeprefix("Track"))
+        for instrument, keys in class_stems(meta).items():
+            if instrument not in INSTRUMENTS or len(keys) != 1:
+                continue
+            sections = meta.stems[keys[0]].extra["inmsrl_attributes"]["sections"]
+            for clip in clips.clips[instrument].get(number, ()):
+                if len(clip.view.stems) != 1:
+                    continue
+                middle = (clip.start + clip.end) / 2 / 44100 / bar_s
+                inside = [s for s in sections if s["start_bar"] <= (clip.start / 44100) / bar_s
+                          and (clip.end / 44100) / bar_s <= s["end_bar"]]
+                if inside and inside[0]["playing"]:
+                    assert inside[0]["start_bar"] <= middle < inside[0]["end_bar"]
+                    assert clip.view.stems[0].rhythm_id == inside[0]["rhythm_id"]
+                    assert clip.view.stems[0].figure_id == inside[0]["figure_id"]
+                    assert clip.view.stems[0].velocity == inside[0]["velocity"]
+                    checked += 1
+    assert checked >= 10

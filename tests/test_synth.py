@@ -240,3 +240,43 @@ def test_missing_or_unreadable_soundfont_is_named(tmp_path, capsys):
 def test_bad_options_are_rejected(kwargs, message):
     with pytest.raises(SynthError, match=message):
         SynthOptions(**{"num_tracks": 2, "duration": 1.0, "seed": 0, **kwargs})
+
+
+def test_songs_change_over_their_length_but_keep_their_instruments():
+    """Sections of a song (verse, chorus, bridge) give its parts other patterns, voicings and
+    dynamics, and parts rest in some of them; the program (the instrument's sound) stays."""
+    songs = [compose_song(np.random.default_rng([7, i]), 60.0) for i in range(30)]
+    changed = rested = 0
+    for song in songs:
+        sections = song.attributes["sections"]
+        assert sections[0]["start_bar"] == 0 and sections[-1]["end_bar"] == song.attributes["bars"]
+        assert all(a["end_bar"] == b["start_bar"] for a, b in zip(sections, sections[1:]))
+        assert len({s["kind"] for s in sections}) >= 2, "a minute of music has more than one section kind"
+        bar_s = 240.0 / song.attributes["tempo"]
+        for part in song.parts:
+            described = part.attributes["sections"]
+            assert [(d["kind"], d["start_bar"], d["end_bar"]) for d in described] == [
+                (s["kind"], s["start_bar"], s["end_bar"]) for s in sections]
+            by_kind = {d["kind"]: d for d in described}
+            for d in described:  # a kind that comes back is played the same way
+                assert d == {**by_kind[d["kind"]], "start_bar": d["start_bar"], "end_bar": d["end_bar"]}
+            playing = [d for d in described if d["playing"]]
+            changed += len({(d["rhythm_id"], d["figure_id"], d["velocity"]) for d in playing}) > 1
+            for d in described:
+                inside = [n for n in part.notes if d["start_bar"] * bar_s + 0.05 <= n.start
+                          < d["end_bar"] * bar_s - 0.05]
+                if not d["playing"]:
+                    rested += 1
+                    assert not inside, "a resting part plays no note in its section"
+    parts = sum(len(song.parts) for song in songs)
+    assert changed > 0.5 * parts
+    assert 0 < rested
+
+
+def test_test_tracks_can_be_longer_than_training_tracks(tmp_path):
+    out = tmp_path / "corpus"
+    assert main(["synth", "--out", str(out), "--num-tracks", "3", "--duration", "2", "--test-duration", "5",
+                 "--seed", "1", "--splits", "0.34,0.33,0.33"]) == 0
+    lengths = {p.parent.name: sf.info(str(p / "mix.flac")).duration for p in tracks(out)}
+    assert lengths == {"train": 2.0, "validation": 2.0, "test": 5.0}
+    assert yaml.safe_load((out / "corpus.yaml").read_text())["options"]["test_duration"] == 5.0

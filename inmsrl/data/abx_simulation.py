@@ -6,11 +6,14 @@ windows of the corpus's tracks where the target instrument plays; its answers co
 listeners who hear the *hidden attributes* the generator (``inmsrl synth``) stored for every stem.
 
 What a listener hears of the target instrument in a clip is a :class:`PartView`: the stems of the
-instrument's class that are audible in the clip (program, rhythm, figure, register, velocity,
-density), the drum fill heard in the clip, the chord roots the clip covers and the song's tempo. The
-track a clip comes from is *not* part of it: listeners judge by what they hear, never by "same song",
-so a clip of another song with the same groove and program can beat another clip of the same song
-whose part has changed (a residual stem entering, a fill, other chords).
+instrument's class that are audible in the clip (their sound — the program as the corpus's SoundFont
+renders it, :func:`~inmsrl.data.synth.render.timbre_signature`, so presets that sound the same are one
+timbre —, and the rhythm, figure, register, velocity and density of the song section the stem plays
+most of the clip in), the drum fill heard in the clip, the chord roots the clip covers and the song's
+tempo. The track a clip comes from is *not* part of it: listeners judge by what they hear, never by
+"same song", so a clip of another song with the same groove and program can beat another clip of the
+same song whose part has changed (another section's patterns, a residual stem entering, a fill, other
+chords).
 
 :func:`aspect_similarities` compares two views on timbre, rhythm, melody and tempo; a listener's
 overall similarity is their weighted sum (:func:`attribute_similarity`). Each simulated listener
@@ -31,6 +34,7 @@ per triplet for its answers), so a seed gives the same files on every run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import zlib
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from inmsrl.audio.io import read_audio
 from inmsrl.data.abx import (
@@ -61,6 +66,7 @@ from inmsrl.data.slakh import (
     track_number,
 )
 from inmsrl.data.synth.music import SCALES
+from inmsrl.data.synth.render import SoundFontError, default_soundfont, soundfont_sha256, timbre_signature
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +101,9 @@ class AbxSimulationError(ValueError):
 
 @dataclass(frozen=True)
 class StemView:
-    """The hidden attributes of one audible stem (``program`` is the kit preset for drums)."""
+    """The hidden attributes of one audible stem (``program`` is the kit preset for drums); ``timbre``
+    identifies what the program sounds like (equal for presets that render the same; the program
+    number itself when unknown)."""
 
     program: int
     is_drum: bool
@@ -104,6 +112,11 @@ class StemView:
     register: int | None
     velocity: int
     density: float
+    timbre: str | None = None
+
+    @property
+    def sound(self) -> str:
+        return self.timbre if self.timbre is not None else f"program-{self.program}"
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,11 @@ def program_similarity(first: int, second: int, is_drum: bool) -> float:
     return 0.5 if family(first) == family(second) else 0.0
 
 
+def sound_similarity(p: StemView, q: StemView) -> float:
+    """1 for stems that sound the same (same rendered timbre), else :func:`program_similarity`."""
+    return 1.0 if p.sound == q.sound else program_similarity(p.program, q.program, p.is_drum)
+
+
 def _kit_family(kit: int) -> int:
     """GS drum kits: 0–23 acoustic (standard, room, power), 24–31 electronic, 32–47 jazz/brush."""
     return 0 if kit < 24 else 1 if kit < 32 else 2 if kit < 48 else 3
@@ -139,8 +157,7 @@ def _closeness(first: float, second: float, scale: float) -> float:
 
 
 def _stem_timbre(p: StemView, q: StemView) -> float:
-    return 0.85 * program_similarity(p.program, q.program, p.is_drum) + 0.15 * _closeness(
-        p.velocity, q.velocity, 48.0)
+    return 0.85 * sound_similarity(p, q) + 0.15 * _closeness(p.velocity, q.velocity, 48.0)
 
 
 def _stem_rhythm(p: StemView, q: StemView) -> float:
@@ -175,7 +192,8 @@ def _jaccard(first: frozenset, second: frozenset) -> float:
 def aspect_similarities(x: PartView, y: PartView) -> dict[str, float]:
     """Similarity of two clips' target parts per aspect, each in [0, 1] (1 for a clip with itself).
 
-    * timbre — program (same: 1, same GM family or kit family: 0.5) and a little velocity;
+    * timbre — the sound (same rendered timbre: 1, same GM family or kit family: 0.5) and a little
+      velocity;
     * rhythm — the same rhythm pattern (the groove for drums), else how close the onset densities are;
     * melody — the same figure (bass figure, voicing, arpeggio order, contour) and register, plus the
       chord roots the clips cover; for drums, the fills heard (none in both counts as the same);
@@ -358,45 +376,74 @@ def _bars_in(start_s: float, end_s: float, bar_s: float, bars: int) -> range:
     return range(max(0, int(start_s // bar_s)), min(bars, int(math.ceil(end_s / bar_s))))
 
 
+def _section_at(sections: Sequence[Mapping], bar: int) -> Mapping | None:
+    """The section (of a song or a part) that contains ``bar``, if sections are recorded."""
+    return next((section for section in sections if section["start_bar"] <= bar < section["end_bar"]), None)
+
+
 def _chord_roots(song: Mapping, start_s: float, end_s: float) -> frozenset[int]:
-    """Pitch classes of the chord roots of the bars overlapping the clip (one chord per bar)."""
-    scale, progression = SCALES[song["mode"]], list(song["progression"])
+    """Pitch classes of the chord roots of the bars overlapping the clip (one chord per bar, from the
+    progression of the bar's section)."""
+    scale = SCALES[song["mode"]]
     bar_s = 240.0 / float(song["tempo"])
     roots = set()
     for bar in _bars_in(start_s, end_s, bar_s, int(song["bars"])):
-        degree = int(progression[bar % len(progression)])
+        section = _section_at(song.get("sections") or (), bar)
+        progression = list(section["progression"] if section else song["progression"])
+        offset = section["start_bar"] if section else 0
+        degree = int(progression[(bar - offset) % len(progression)])
         roots.add((int(song["tonic"]) + scale[degree % 7] + 12 * (degree // 7)) % 12)
     return frozenset(roots)
 
 
-def _fill_heard(attributes: Mapping, song: Mapping, start_s: float, end_s: float) -> bool:
-    """Whether a drum fill sounds in the clip: fills end every fourth bar and start mid-bar or later."""
-    if attributes.get("figure_id") is None:
-        return False
+def _heard_section(attributes: Mapping, song: Mapping, start_s: float, end_s: float) -> Mapping:
+    """The attributes a stem has in the clip: those of the section it plays most of the clip in (a
+    corpus without sections: the stem's own, song-long ones)."""
+    sections = [section for section in attributes.get("sections") or () if section.get("playing", True)]
+    if not sections:
+        return attributes
     bar_s = 240.0 / float(song["tempo"])
+    bars = _bars_in(start_s, end_s, bar_s, int(song["bars"]))
+
+    def overlap(section: Mapping) -> int:
+        return len(range(max(bars.start, section["start_bar"]), min(bars.stop, section["end_bar"])))
+
+    return max(sections, key=overlap)
+
+
+def _fill_heard(attributes: Mapping, song: Mapping, start_s: float, end_s: float) -> str | None:
+    """The drum fill sounding in the clip, if any: fills end every fourth bar and start mid-bar or
+    later, in sections (or songs) that have one and where the drums play."""
+    bar_s = 240.0 / float(song["tempo"])
+    sections = attributes.get("sections") or ()
     entry = int(attributes.get("entry_bar") or 0)
     for bar in _bars_in(start_s, end_s, bar_s, int(song["bars"])):
-        if bar % 4 == 3 and bar >= entry:
+        section = _section_at(sections, bar) if sections else attributes
+        if section is None or not section.get("playing", bar >= entry) or section.get("figure_id") is None:
+            continue
+        if bar % 4 == 3:
             fill_start, fill_end = (bar + 0.5) * bar_s, (bar + 1) * bar_s
             if min(end_s, fill_end) - max(start_s, fill_start) >= bar_s / 8:
-                return True
-    return False
+                return str(section["figure_id"])
+    return None
 
 
-def _stem_view(attributes: Mapping, is_drum: bool) -> StemView:
-    register = attributes["register"]
+def _stem_view(attributes: Mapping, heard: Mapping, is_drum: bool, timbre: str | None) -> StemView:
+    register = heard["register"]
     return StemView(program=int(attributes["program"]), is_drum=is_drum,
-                    rhythm_id=str(attributes["rhythm_id"]),
-                    figure_id=None if attributes["figure_id"] is None else str(attributes["figure_id"]),
+                    rhythm_id=str(heard["rhythm_id"]),
+                    figure_id=None if heard["figure_id"] is None else str(heard["figure_id"]),
                     register=None if register is None else int(register),
-                    velocity=int(attributes["velocity"]), density=float(attributes["density"]))
+                    velocity=int(heard["velocity"]), density=float(heard["density"]), timbre=timbre)
 
 
-def scan_track(meta: TrackMetadata, instruments: Sequence[str]) -> tuple[int, dict[str, list[ClipCandidate]]]:
+def scan_track(meta: TrackMetadata, instruments: Sequence[str], soundfont: str | None = None
+               ) -> tuple[int, dict[str, list[ClipCandidate]]]:
     """Sample rate and, per instrument, the clip windows of the track where it is active.
 
     A class's stems are summed and tested with the silence rule of :mod:`inmsrl.data.segments`; in an
     active window, the stems heard are those within :data:`MASKING_DB` of the class's loudest stem.
+    With ``soundfont`` (the corpus's), a stem's timbre is what that SoundFont renders for its program.
     """
     song = _song(meta)
     groups = class_stems(meta)
@@ -423,6 +470,9 @@ def scan_track(meta: TrackMetadata, instruments: Sequence[str]) -> tuple[int, di
         starts = np.arange(count, dtype=np.int64) * length
         active = active_in_segments(stems.sum(axis=0), starts, length)
         attributes = [_hidden_attributes(meta, key) for key in keys]
+        timbres = [None if soundfont is None else
+                   timbre_signature(int(attrs["program"]), instrument == "drums", soundfont)
+                   for attrs in attributes]
         for segment in np.flatnonzero(active):
             start = int(starts[segment])
             window = stems[:, start:start + length]
@@ -431,9 +481,10 @@ def scan_track(meta: TrackMetadata, instruments: Sequence[str]) -> tuple[int, di
                      & (np.ptp(window, axis=1) >= SILENCE_THRESHOLD))
             start_s, end_s = start / sample_rate, (start + length) / sample_rate
             drum = instrument == "drums"
-            views = tuple(_stem_view(attrs, drum) for attrs, on in zip(attributes, heard, strict=True) if on)
-            fills = frozenset(str(attrs["figure_id"]) for attrs, on in zip(attributes, heard, strict=True)
-                              if on and drum and _fill_heard(attrs, song, start_s, end_s))
+            views = tuple(_stem_view(attrs, _heard_section(attrs, song, start_s, end_s), drum, timbre)
+                          for attrs, timbre, on in zip(attributes, timbres, heard, strict=True) if on)
+            fills = frozenset(fill for attrs, on in zip(attributes, heard, strict=True) if on and drum
+                              for fill in [_fill_heard(attrs, song, start_s, end_s)] if fill is not None)
             view = PartView(instrument, views, float(song["tempo"]),
                             frozenset() if drum else _chord_roots(song, start_s, end_s), fills)
             found[instrument].append(ClipCandidate(track_number(meta.track_id), int(segment), start,
@@ -448,6 +499,34 @@ class CorpusClips:
     sample_rate: int
     clips: Mapping[str, Mapping[int, tuple[ClipCandidate, ...]]]
     tracks: tuple[str, ...]
+
+
+def corpus_soundfont(corpus: str | Path) -> str | None:
+    """The SoundFont a synthetic corpus was rendered with (its ``corpus.yaml``): the recorded path, or
+    the default SoundFont when its content hash matches; None for a corpus without ``corpus.yaml``
+    (listeners then tell timbres apart by program number). A recorded SoundFont that cannot be found is
+    an error naming it: listeners must hear what the corpus's audio holds."""
+    path = Path(corpus) / "corpus.yaml"
+    if not path.is_file():
+        return None
+    try:
+        description = yaml.safe_load(path.read_text()) or {}
+        recorded = description.get("soundfont_path")
+        wanted = description["options"]["soundfont_sha256"]
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as err:
+        raise AbxSimulationError(f"{path}: cannot read the SoundFont it was rendered with ({err})") from err
+    candidates = [Path(recorded)] if recorded else []
+    with contextlib.suppress(SoundFontError):
+        candidates.append(default_soundfont())
+    for candidate in candidates:
+        try:
+            if candidate.is_file() and soundfont_sha256(candidate) == wanted:
+                return str(candidate)
+        except SoundFontError:
+            continue
+    raise AbxSimulationError(f"{path}: the SoundFont it was rendered with ({recorded}, sha256 "
+                             f"{wanted[:12]}…) is not available; simulated listeners need it to know which "
+                             "presets sound alike")
 
 
 def collect_clips(corpus: str | Path, split: str, instruments: Sequence[str],
@@ -466,12 +545,13 @@ def collect_clips(corpus: str | Path, split: str, instruments: Sequence[str],
         raise AbxSimulationError(f"{corpus}: no tracks in the {split!r} split")
     clips: dict[str, dict[int, tuple[ClipCandidate, ...]]] = {name: {} for name in instruments}
     sample_rate = 0
+    soundfont = corpus_soundfont(corpus)
     for done, track in enumerate(chosen, 1):
         try:
             meta = read_track_metadata(track.directory)
         except SlakhError as err:
             raise AbxSimulationError(str(err)) from err
-        rate, found = scan_track(meta, instruments)
+        rate, found = scan_track(meta, instruments, soundfont)
         if rate and sample_rate and rate != sample_rate:
             raise AbxSimulationError(f"{track.directory}: {rate} Hz, but earlier tracks are at "
                                      f"{sample_rate} Hz")

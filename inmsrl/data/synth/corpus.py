@@ -42,7 +42,7 @@ from inmsrl.data.synth.pools import POOLS_VERSION
 from inmsrl.data.synth.render import SoundFontError, default_soundfont, render_notes, soundfont_sha256
 from inmsrl.version import __version__
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: songs in sections (form, per-section arrangements)
 CORPUS_FILE = "corpus.yaml"
 SPLIT_NAMES = ("train", "validation", "test")
 TARGET_PEAK_DB = -1.0
@@ -69,12 +69,15 @@ class SynthOptions:
     soundfont: Path | None = None
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
     sample_rate: int = SAMPLE_RATE
+    test_duration: float | None = None  # the test split's track length (None: ``duration``)
 
     def __post_init__(self) -> None:
         if self.num_tracks < 1:
             raise SynthError(f"--num-tracks must be at least 1, got {self.num_tracks}")
         if not self.duration > 0:
             raise SynthError(f"--duration must be positive, got {self.duration}")
+        if self.test_duration is not None and not self.test_duration > 0:
+            raise SynthError(f"--test-duration must be positive, got {self.test_duration}")
         if self.seed < 0:
             raise SynthError(f"--seed must be non-negative, got {self.seed}")
         if self.sample_rate < 8000:
@@ -85,6 +88,11 @@ class SynthOptions:
 
     def soundfont_path(self) -> Path:
         return Path(self.soundfont) if self.soundfont is not None else default_soundfont()
+
+    def duration_of(self, split: str) -> float:
+        """Seconds per track of ``split``: evaluation needs longer test songs than training does."""
+        return float(self.test_duration) if split == "test" and self.test_duration is not None \
+            else float(self.duration)
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,7 @@ def corpus_description(options: SynthOptions, plans: list[TrackPlan]) -> dict:
         "inmsrl_version": __version__,
         "options": {
             "num_tracks": options.num_tracks, "duration": float(options.duration), "seed": options.seed,
+            "test_duration": float(options.duration_of("test")),
             "splits": [float(s) for s in options.splits], "sample_rate": options.sample_rate,
             "soundfont": soundfont.name, "soundfont_sha256": soundfont_sha256(soundfont),
         },
@@ -254,14 +263,15 @@ def _write_midi(path: Path, song: Song, parts: list[tuple[str, Part]]) -> None:
 def write_track(out_dir: Path, plan: TrackPlan, options: SynthOptions) -> tuple[int, int]:
     """Compose, render and write one track; returns (stems rendered, stems)."""
     rng = np.random.default_rng([options.seed, plan.index])
-    song = compose_song(rng, float(options.duration))
+    duration = options.duration_of(plan.split)
+    song = compose_song(rng, duration)
     order = rng.permutation(len(song.parts))
     stems = [(f"S{k:02d}", song.parts[i]) for k, i in enumerate(order)]
     dropped = {stem_id for stem_id, _ in stems if rng.random() < DROP_PROBABILITY}
     offsets_db = {stem_id: round(float(rng.uniform(-LEVEL_OFFSET_DB, LEVEL_OFFSET_DB)), 2)
                   for stem_id, _ in stems}
     soundfont = options.soundfont_path()
-    num_samples = round(options.duration * options.sample_rate)
+    num_samples = round(duration * options.sample_rate)
 
     # Render, then bring every stem to the common level (as Slakh does before mixing).
     levelled: dict[str, np.ndarray] = {}

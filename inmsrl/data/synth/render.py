@@ -95,5 +95,27 @@ def render_notes(notes: Sequence[Note], program: int, is_drum: bool, soundfont: 
     return stereo.astype(np.float64).mean(axis=1)
 
 
+# What :func:`timbre_signature` plays: the kit's main pieces, or a few notes across the keyboard.
+_DRUM_PROBE = (35, 36, 38, 40, 42, 44, 46, 45, 48, 50, 49, 51, 57)
+_MELODIC_PROBE = (36, 48, 60, 72, 84)
+_PROBE_RATE, _PROBE_NOTE_S = 22050, 0.25
+
+
+@lru_cache(maxsize=512)
+def timbre_signature(program: int, is_drum: bool, soundfont: str) -> str:
+    """A hash of what ``soundfont`` renders for ``program`` (a kit preset for drums) on a fixed probe.
+
+    Two presets with the same signature sound the same: a SoundFont may map several GM programs or
+    GS kits to one set of samples (TimGM6mb renders the Jazz kit, 32, exactly as the Standard kit, 0),
+    and a missing preset falls back to preset 0. Listeners hear the sound, not the preset number.
+    """
+    probe = _DRUM_PROBE if is_drum else _MELODIC_PROBE
+    notes = [Note(pitch, k * _PROBE_NOTE_S, (k + 0.8) * _PROBE_NOTE_S, 100) for k, pitch in enumerate(probe)]
+    audio = render_notes(notes, program, is_drum, soundfont, _PROBE_RATE,
+                         round((len(probe) + 1) * _PROBE_NOTE_S * _PROBE_RATE))
+    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+    return hashlib.sha256(pcm.tobytes()).hexdigest()[:16]
+
+
 def _generate(synth: tinysoundfont.Synth, frames: int) -> np.ndarray:
     return np.frombuffer(synth.generate_simple(frames), dtype=np.float32).reshape(frames, 2)
