@@ -89,7 +89,7 @@ def test_stage8_commands_write_scores_report_and_figure(tmp_path, capsys):
     assert main(["embed", "--dump", str(dump), "--exp-dir", str(tmp_path / "exp" / "clean"),
                  "--out", str(scores / "embeddings" / "clean"), "--part", "1", "--num-parts", "2",
                  *sets]) == 0
-    assert capsys.readouterr().out.count("up to date") == 4
+    assert capsys.readouterr().out.count("up to date") == 5  # normal, pseudo, vis, abx, swap
     assert main(["sdr", "--dump", str(dump), "--mixture", "--sources", *SOURCES, "--out", str(scores / "sdr"),
                  "--device", "cpu"]) == 0
     assert main(["sdr", "--dump", str(dump), "--exp-dir", str(tmp_path / "exp" / "cascade"),
@@ -106,13 +106,15 @@ def test_stage8_commands_write_scores_report_and_figure(tmp_path, capsys):
     assert set(result["models"]) == {"clean", "cascade", "mfcc_clean"}
     assert set(result["mes_normal"]["clean"]) == set(SOURCES)
     assert result["abx"]["split"] == "all"
-    assert result["abx"]["models"]["clean"][ALL_DIFF]["drums"]["total"] == 1
+    cell = result["abx"]["models"]["clean"][ALL_DIFF]["drums"]
+    responses = result["abx"]["counts"][f"drums/{ALL_DIFF}"]["confident_responses"]
+    assert cell["total"] == responses > 1 and cell["triplets"]["total"] == 1  # responses, as the paper
     assert result["sdr"]["mixture"].keys() == result["sdr"]["cascade"].keys() == set(SOURCES)
     out = tmp_path / "RESULTS.md"
     assert main(["report", "--scores-dir", str(scores), "--out", str(out), "--mean-sources", *SOURCES]) == 0
     text = out.read_text()
     for heading in ("Table 1", "Table 2: MES-Normal", "Table 3: MES-Pseudo", "Table 4", "Table 5",
-                    "Table 6", "## Environment", "RESULTS_tsne.png"):
+                    "Table 6", "Swap test", "## Environment", "RESULTS_tsne.png"):
         assert heading in text, heading
     assert (tmp_path / "RESULTS_tsne.png").stat().st_size > 1000
     report = json.loads((tmp_path / "RESULTS.json").read_text())

@@ -8,9 +8,16 @@ import pytest
 
 from inmsrl.data.abx import ALL_DIFF, ONE_SHARED, AbxClip, AbxResponse, AbxTriplet
 from inmsrl.data.segments import SegmentTable
-from inmsrl.eval.agreement import clopper_pearson, perceptual_agreement
+from inmsrl.eval.agreement import clopper_pearson, majority_agreement, perceptual_agreement
 from inmsrl.eval.embeddings import NO_TARGET, EmbeddingFileError, EmbeddingSet, part_path, part_rows
-from inmsrl.eval.mes import knn_accuracy, mes_normal, mes_pseudo, target_and_non_target
+from inmsrl.eval.mes import (
+    ceiling_accuracy,
+    chance_accuracy,
+    knn_accuracy,
+    mes_normal,
+    mes_pseudo,
+    target_and_non_target,
+)
 from inmsrl.eval.testsets import pseudo_test_items, visualisation_items
 
 SOURCES = ("drums", "bass")
@@ -45,7 +52,25 @@ def test_mes_normal_counts_right_votes_and_leaves_silent_targets_out():
     scores = mes_normal(embedding_set(normal_origins(tracks), [NO_TARGET] * 9, vectors, active), k=1)
     assert scores["bass"].queries == 8 and scores["bass"].accuracy == 1.0
     assert scores["drums"].accuracy == pytest.approx(6 / 9)
-    assert scores["bass"].classes == 3 and scores["bass"].chance == pytest.approx(1 / 3)
+    assert scores["bass"].classes == 3 and scores["bass"].ceiling == 1.0
+
+
+def test_chance_and_ceiling_belong_to_the_estimator_and_the_items():
+    """With 3 segments per song the 5-NN vote lets a perfectly separated song be outvoted (3 to 2) by
+    a neighbour song, so the ceiling is far below 100 %; with 8 segments it is 100 %. A random model's
+    accuracy is not 1/classes either: the vote, the class sizes and the excluded groups set it."""
+    few = np.repeat(np.arange(10), 3)
+    many = np.repeat(np.arange(10), 8)
+    assert ceiling_accuracy(few, np.arange(len(few))) < 0.5
+    assert ceiling_accuracy(many, np.arange(len(many))) == 1.0
+    chance = chance_accuracy(many, np.arange(len(many)), draws=40)
+    assert 0.05 < chance < 0.2 and chance != pytest.approx(1 / 10, abs=1e-3)
+    # The two ends really are what a perfect and a random model score on these items:
+    rng = np.random.default_rng(1)
+    perfect = knn_accuracy(np.eye(10)[many] + 0.01 * rng.standard_normal((80, 10)), many)
+    assert perfect.accuracy == perfect.ceiling == 1.0
+    random_model = knn_accuracy(rng.standard_normal((80, 16)), many)
+    assert abs(random_model.accuracy - random_model.chance) < 0.1
 
 
 def pseudo_set(position: dict[tuple[int, int], float]) -> EmbeddingSet:
@@ -131,6 +156,14 @@ def test_clopper_pearson_matches_the_known_exact_interval():
     assert clopper_pearson(0, 5)[0] == 0.0 and clopper_pearson(5, 5)[1] == 1.0
 
 
+def test_the_papers_table5_interval_is_a_clopper_pearson_interval_over_responses():
+    """Table 5 of the paper, Clean: 63.11 [60.27, 65.89] is 734 agreeing of 1163 responses (Table 1's
+    response count of the confident triplets), not a count of triplets."""
+    low, high = clopper_pearson(734, 1163)
+    assert round(100 * 734 / 1163, 2) == 63.11
+    assert (round(100 * low, 2), round(100 * high, 2)) == (60.27, 65.89)
+
+
 def triplet(instrument, condition, tracks, votes_a, votes_b, sample=0) -> AbxTriplet:
     letters = ("X", "A", "B") if condition == ALL_DIFF else ("X", "Y", "C")
     clips = [AbxClip(t, 0, 100, f"set0/{sample}/{instrument}/{letter}_{t}-0.wav", 0)
@@ -140,20 +173,26 @@ def triplet(instrument, condition, tracks, votes_a, votes_b, sample=0) -> AbxTri
     return AbxTriplet(0, sample, instrument, condition, *clips, responses)
 
 
-def test_agreement_counts_model_answers_against_the_listener_majority():
+def test_agreement_counts_the_responses_that_give_the_models_answer():
+    """The paper's count: on the confident triplets, the subject responses agreeing with the model's
+    answer among all their responses; the triplet-majority view is kept beside it."""
     # Clip of Track0000n at position n (1-D); drums and bass share the layout.
     origins = [[[n - 1, 0]] * 2 for n in range(1, 9)]
     emb = embedding_set(origins, [NO_TARGET] * 8, [[float(n)] for n in range(1, 9)], name="abx")
     triplets = [
-        triplet("drums", ALL_DIFF, (1, 2, 6), 4, 0),             # model: 2 closer to 1 -> A: agrees
-        triplet("drums", ALL_DIFF, (1, 2, 6), 0, 4, sample=1),   # listeners B: disagrees
-        triplet("bass", ONE_SHARED, (5, 6, 1), 5, 0),           # agrees
+        triplet("drums", ALL_DIFF, (1, 2, 6), 4, 1),             # model: 2 closer to 1 -> A: 4 of 5 agree
+        triplet("drums", ALL_DIFF, (1, 2, 6), 1, 6, sample=1),   # model A, listeners B: 1 of 7 agrees
+        triplet("bass", ONE_SHARED, (5, 6, 1), 5, 0),           # 5 of 5
         triplet("residuals", ALL_DIFF, (1, 2, 3), 4, 0),        # not embedded: left out
     ]
     result = perceptual_agreement(emb, triplets)
-    assert result[ALL_DIFF]["drums"].correct == 1 and result[ALL_DIFF]["drums"].total == 2
-    assert result[ONE_SHARED]["bass"].accuracy == 1.0
+    drums = result[ALL_DIFF]["drums"]
+    assert (drums.responses.correct, drums.responses.total) == (5, 12)
+    assert (drums.triplets.correct, drums.triplets.total) == (1, 2)
+    assert result[ONE_SHARED]["bass"].responses.accuracy == 1.0
     assert "residuals" not in result[ALL_DIFF]
+    bound = majority_agreement(triplets[:2])[ALL_DIFF]["drums"]  # the listeners' majority: the upper bound
+    assert (bound.responses.correct, bound.responses.total) == (10, 12)
     missing = [triplet("drums", ALL_DIFF, (1, 2, 9), 4, 0)]
     with pytest.raises(ValueError, match="not in the test dump"):
         perceptual_agreement(emb, missing)
@@ -192,3 +231,23 @@ def test_table5_puts_each_models_paft_rows_under_it_with_mean_and_std_of_the_run
     assert rows == ["Clean", "Clean w/ PAFT", "Cascade", "Cascade w/ PAFT (2 runs)",
                     "Cascade w/ PAFT, PAFT data: normal", "Cascade-PAFT", "Cascade-FT"]
     assert "| 70.00 ± 10.00 | 70.00 ± 10.00 |" in table  # the two Cascade runs: 60 and 80
+
+
+def test_swap_test_tells_a_model_that_hears_the_target_from_one_that_hears_the_rest():
+    from inmsrl.eval.swap import swap_items, swap_shares
+
+    tracks = np.repeat(np.arange(6), 4)
+    table = SegmentTable(100, tracks, np.tile(np.arange(4) * 100, 6), np.ones((24, 2), bool))
+    items = swap_items(table, SOURCES, ["drums"], pairs=12, seed=0)
+    assert len(items) == 36 and (items.target == 0).all()
+    segment, target_swap, others_swap = items.origins[0::3], items.origins[1::3], items.origins[2::3]
+    assert (segment[:, 0] == segment[:, 1]).all() and (segment[:, 0, 0] != target_swap[:, 0, 0]).all()
+    assert (target_swap[:, 1] == segment[:, 1]).all() and (others_swap[:, 0] == segment[:, 0]).all()
+
+    def model(listens_to: int) -> EmbeddingSet:  # a vector per (track, start) of one source
+        place = items.origins[:, listens_to, 0] * 10.0 + items.origins[:, listens_to, 1] / 100
+        return embedding_set(items.origins, items.target, place[:, None], name="swap")
+
+    assert swap_shares(model(0))["drums"].share == 1.0
+    assert swap_shares(model(1))["drums"].share == 0.0
+    assert swap_shares(model(0))["drums"].pairs == 12

@@ -2,7 +2,8 @@
 
 Sets (paper §4.2): normal (every 10 s segment, MES-Normal), pseudo (MES-Pseudo's pseudo test pieces),
 vis (the pseudo segments of the t-SNE figure and Table 6), abx (the clips of the confident ABX
-triplets). The model is a finished experiment (--exp-dir, its final.pt) or an MFCC baseline
+triplets), and swap (the swap test of disentanglement, :mod:`inmsrl.eval.swap`). The model is a
+finished experiment (--exp-dir, its final.pt) or an MFCC baseline
 (--baseline mfcc-clean | mfcc-cascade --separators exp/mss/{source}). Run as a job array,
 ``JOB=1:N ... inmsrl embed --part JOB --num-parts N``: each job writes ``<set>.<JOB>-of-<N>.npz``
 into --out; ``inmsrl score`` reads the parts back together. A part already written for the same
@@ -29,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="instruments of the baselines [drums bass piano guitar]")
     parser.add_argument("--out", required=True, help="directory of this model's embedding files")
     parser.add_argument("--name", help="model name in the tables [the experiment's directory name]")
-    parser.add_argument("--sets", nargs="+", default=["normal", "pseudo", "vis", "abx"],
-                        choices=("normal", "pseudo", "vis", "abx"), help="[all]")
+    parser.add_argument("--sets", nargs="+", default=["normal", "pseudo", "vis", "abx", "swap"],
+                        choices=("normal", "pseudo", "vis", "abx", "swap"), help="[all]")
     parser.add_argument("--abx-dir", help="ABX set in the Inst-Sim-ABX format (clips of the test dump)")
     parser.add_argument("--part", type=int, default=1, help="this job's share, 1..N [%(default)s]")
     parser.add_argument("--num-parts", type=int, default=1, help="N, the number of jobs [%(default)s]")
@@ -42,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vis-segments", type=int, default=10, help="segments retrieved per piece [10]")
     parser.add_argument("--vis-per-pair", type=int, default=10,
                         help="pseudo segments per (target, non-target) piece pair [%(default)s]")
+    parser.add_argument("--swap-pairs", type=int, default=50,
+                        help="segment pairs per instrument of the swap test [%(default)s]")
     parser.add_argument("--seed", type=int, default=0, help="[%(default)s]")
     parser.add_argument("--batch-size", type=int, default=8, help="[%(default)s]")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... or auto [%(default)s]")
@@ -69,6 +72,7 @@ def _items(args: argparse.Namespace, dump, name: str):
     from inmsrl.data.abx import confident, read_abx_set
     from inmsrl.data.segments import ensure_segment_tables
     from inmsrl.eval.embeddings import segment_items
+    from inmsrl.eval.swap import swap_items
     from inmsrl.eval.testsets import abx_items, pseudo_test_items, visualisation_items
 
     table = ensure_segment_tables(dump, [args.segment_seconds])[args.segment_seconds]
@@ -80,6 +84,8 @@ def _items(args: argparse.Namespace, dump, name: str):
     if name == "vis":
         return visualisation_items(table, dump.sources, dump.sources, args.vis_pieces, args.vis_segments,
                                    args.vis_per_pair, args.seed)
+    if name == "swap":
+        return swap_items(table, dump.sources, dump.sources, args.swap_pairs, args.seed)
     if not args.abx_dir:
         return None
     triplets = confident(read_abx_set(args.abx_dir).triplets)

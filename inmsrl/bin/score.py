@@ -17,8 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="*", help="models to score [every one with embeddings]")
     parser.add_argument("--abx-dir", help="the ABX set the abx embeddings were made from")
     parser.add_argument("--abx-split", choices=("auto", "all", "test", "train"), default="auto",
-                        help="triplets scored: all, PAFT's held-out test share, auto (test when a "
-                             "paft_* model is scored), or train: the share PAFT learns from, to see "
+                        help="triplets scored: auto (as the paper: PAFT models on the held-out 30 %%, "
+                             "the others on all confident triplets, and also on the held-out share), all, "
+                             "test (the held-out share), or train: the share PAFT learns from, to see "
                              "whether PAFT fits its own triplets [%(default)s]")
     parser.add_argument("--abx-train-fraction", type=float, default=0.7, help="PAFT's split [%(default)s]")
     parser.add_argument("--seed", type=int, default=0, help="PAFT split and t-SNE seed [%(default)s]")

@@ -1,16 +1,21 @@
 """Perceptual similarity agreement (paper §4.2.3, Table 5) of a model with the ABX listeners.
 
 For a triplet of instrument k the model answers "a" when its k-embedding of X is strictly closer
-(Euclidean) to a's than to b's — a tie counts as a disagreement — and agrees when that is the
-listeners' majority. The score per (condition, instrument) is the share of agreeing triplets among
-those with more than 75 % agreement, with a 95 % Clopper-Pearson interval. The model hears each clip
+(Euclidean) to a's than to b's, "b" when strictly farther (a tie answers neither). On the triplets
+where more than 75 % of the answers agree, the score per (condition, instrument) is the share of the
+listeners' *responses* that give the model's answer: k of n, n being all their responses — the
+paper's counting (its Table 5 intervals reproduce as Clopper-Pearson intervals of k/n with n the
+response counts of its Table 1, e.g. 734/1163 → 63.11 % [60.27, 65.89]). A second view counts
+*triplets* whose majority the model gives. The listeners' majority itself is the upper bound of the
+response count (no answer agrees with more responses); a random answer scores 50 % in expectation.
+Both come with a 95 % Clopper-Pearson interval. The model hears each clip
 as it hears any input: Clean the clean stems of the clip, the mixture models the clip's mixture (the
 sum of its stems); listeners heard the target's clean stem (§2.3). Instruments the model does not
 embed (residuals for Cascade, mix for all) are left out.
 
-Which triplets: all confident ones, or — when PAFT models are compared, since PAFT trains on 70 % of
-the ABX data — the confident ones of the held-out 30 % (:func:`inmsrl.data.abx.split_train_test`,
-same fraction and seed as PAFT).
+Which triplets: a model without PAFT is scored on all confident ones; a PAFT model, which trained on
+70 % of the ABX data, on the confident ones of the held-out 30 %
+(:func:`inmsrl.data.abx.split_train_test`, same fraction and seed as PAFT).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ def clopper_pearson(correct: int, total: int, confidence: float = CONFIDENCE) ->
 
 @dataclass(frozen=True)
 class Agreement:
-    """``correct`` of ``total`` triplets answered as the listeners' majority, with its interval."""
+    """``correct`` of ``total`` (responses or triplets) agreeing with the model, with its interval."""
 
     correct: int
     total: int
@@ -61,9 +66,47 @@ def prefers_a(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.norm(x - a, axis=-1) < np.linalg.norm(x - b, axis=-1)
 
 
+@dataclass(frozen=True)
+class AgreementCell:
+    """One (condition, instrument) cell: responses agreeing with the model (the paper's score) and
+    triplets whose majority it gives."""
+
+    responses: Agreement
+    triplets: Agreement
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.responses.as_dict(), "triplets": self.triplets.as_dict()}
+
+
+def _cells(counts: dict[str, dict[str, list[int]]], order: Sequence[str]
+           ) -> dict[str, dict[str, AgreementCell]]:
+    return {condition: {inst: AgreementCell(Agreement(*cells[inst][:2]), Agreement(*cells[inst][2:]))
+                        for inst in order if inst in cells}
+            for condition, cells in sorted(counts.items())}
+
+
+def _count(counts: dict, triplet: AbxTriplet, answer: str | None) -> None:
+    """Add ``triplet`` to its cell: responses giving ``answer``, all responses, majority matched, 1."""
+    cell = counts.setdefault(triplet.condition, {}).setdefault(triplet.instrument, [0, 0, 0, 0])
+    votes = {"a": triplet.votes_a, "b": triplet.votes_b}.get(answer, 0)
+    cell[0] += votes
+    cell[1] += triplet.num_responses
+    cell[2] += int(answer is not None and answer == triplet.majority)
+    cell[3] += 1
+
+
+def majority_agreement(triplets: Sequence[AbxTriplet]) -> dict[str, dict[str, AgreementCell]]:
+    """The upper bound: the agreement of a model that always gives the listeners' majority."""
+    counts: dict[str, dict[str, list[int]]] = {}
+    for triplet in triplets:
+        if triplet.majority is not None:
+            _count(counts, triplet, triplet.majority)
+    return _cells(counts, instruments_of(triplets))
+
+
 def perceptual_agreement(embeddings: EmbeddingSet, triplets: Sequence[AbxTriplet]
-                         ) -> dict[str, dict[str, Agreement]]:
-    """``{condition: {instrument: Agreement}}`` over ``triplets`` (already filtered to the confident
+                         ) -> dict[str, dict[str, AgreementCell]]:
+    """``{condition: {instrument: AgreementCell}}`` over ``triplets`` (already filtered to the confident
     ones of the evaluation split) for the instruments ``embeddings`` has vectors of."""
     index = track_index_by_number(embeddings.track_ids)
     sample_rate = int(embeddings.meta.get("sample_rate", 44100))
@@ -81,10 +124,6 @@ def perceptual_agreement(embeddings: EmbeddingSet, triplets: Sequence[AbxTriplet
                                f"{embeddings.name!r}; re-run 'inmsrl embed' with this ABX set")
             rows.append(row_of[origin])
         x, a, b = (embeddings.vectors[r, j] for r in rows)
-        agrees = bool(prefers_a(x, a, b)) == (triplet.majority == "a")
-        cell = counts.setdefault(triplet.condition, {}).setdefault(triplet.instrument, [0, 0])
-        cell[0] += int(agrees)
-        cell[1] += 1
-    order = instruments_of(triplets)
-    return {condition: {inst: Agreement(*cells[inst]) for inst in order if inst in cells}
-            for condition, cells in sorted(counts.items())}
+        to_a, to_b = np.linalg.norm(x - a), np.linalg.norm(x - b)
+        _count(counts, triplet, "a" if to_a < to_b else "b" if to_b < to_a else None)
+    return _cells(counts, instruments_of(triplets))

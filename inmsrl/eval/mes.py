@@ -9,11 +9,18 @@ nearest). The score is the share of queries predicted right. Euclidean distance,
 * MES-Pseudo: items built for ``s``; label = the piece ``s`` comes from (the target piece); group =
   the query's own pseudo piece (target piece, non-target piece): none of its segments may vote.
 * Table 6 (visualisation set): the same for the target piece's ID and for the non-target piece's ID.
+
+Whether such a score can tell a good model from a bad one depends on the data: with few segments per
+song a perfectly separated song is outvoted by its neighbours, and with few songs a random model
+guesses often. So every score comes with the two ends of its scale *for this estimator on these
+items*: :func:`chance_accuracy` (a model that knows nothing — random vectors, averaged over draws) and
+:func:`ceiling_accuracy` (a model that separates the labels perfectly).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 from sklearn.metrics import pairwise_distances
@@ -24,17 +31,20 @@ K_NEIGHBOURS = 5
 _CHUNK = 2048  # query rows per distance block: bounds memory for large test sets
 
 
+CHANCE_DRAWS = 20
+_CHANCE_DIMS = 16
+
+
 @dataclass(frozen=True)
 class IdScore:
-    """A music-ID accuracy over ``queries`` queries among ``classes`` music IDs."""
+    """A music-ID accuracy over ``queries`` queries among ``classes`` music IDs, with the accuracy of
+    a random model (``chance``) and of a perfect one (``ceiling``) on the same items."""
 
     accuracy: float
     queries: int
     classes: int
-
-    @property
-    def chance(self) -> float:
-        return 1.0 / self.classes if self.classes else float("nan")
+    chance: float = float("nan")
+    ceiling: float = float("nan")
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -70,13 +80,50 @@ def knn_predict(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: 
     return np.concatenate(predictions) if predictions else np.zeros(0, labels.dtype)
 
 
+def chance_accuracy(labels: np.ndarray, groups: np.ndarray, k: int = K_NEIGHBOURS,
+                    draws: int = CHANCE_DRAWS, seed: int = 0) -> float:
+    """Mean accuracy of the k-NN vote over ``draws`` models that know nothing (i.i.d. Gaussian vectors)
+    on items with these ``labels`` and exclusion ``groups``. It depends on how many items each label
+    and group has — 1/classes only in the limit of many items per label."""
+    rng = np.random.default_rng(seed)
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    return float(np.mean([np.mean(knn_predict(rng.standard_normal((len(labels), _CHANCE_DIMS)), labels,
+                                              groups, k) == labels) for _ in range(draws)]))
+
+
+def ceiling_accuracy(labels: np.ndarray, groups: np.ndarray, k: int = K_NEIGHBOURS, draws: int = 5,
+                     seed: int = 0) -> float:
+    """Mean accuracy of the k-NN vote for models that separate the labels perfectly: all items of a
+    label at one point, the labels' points drawn at random. Below 1 where a label keeps fewer than
+    about k/2 + 1 items outside the query's group: the nearest other label then outvotes it."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    _, codes = np.unique(labels, return_inverse=True)
+    return float(np.mean([np.mean(knn_predict(rng.standard_normal((codes.max() + 1, _CHANCE_DIMS))[codes],
+                                              labels, groups, k) == labels) for _ in range(draws)]))
+
+
 def knn_accuracy(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
-                 k: int = K_NEIGHBOURS) -> IdScore:
-    """Share of items whose k-NN vote (excluding their own group; leave-one-out without groups) is right."""
+                 k: int = K_NEIGHBOURS, bounds: bool = True) -> IdScore:
+    """Share of items whose k-NN vote (excluding their own group; leave-one-out without groups) is right,
+    with the chance and ceiling of the estimator on these items (``bounds``)."""
     labels = np.asarray(labels)
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     predicted = knn_predict(vectors, labels, groups, k)
-    return IdScore(float(np.mean(predicted == labels)), len(labels), len(np.unique(labels)))
+    chance, ceiling = _bounds(*_codes(labels, groups), k) if bounds else (float("nan"), float("nan"))
+    return IdScore(float(np.mean(predicted == labels)), len(labels), len(np.unique(labels)), chance, ceiling)
+
+
+def _codes(labels: np.ndarray, groups: np.ndarray) -> tuple[bytes, bytes]:
+    """Labels and groups as integer codes, hashable: every model of a set shares its items' bounds."""
+    return (np.unique(labels, return_inverse=True)[1].astype(np.int64).tobytes(),
+            np.unique(groups, return_inverse=True)[1].astype(np.int64).tobytes())
+
+
+@lru_cache(maxsize=256)
+def _bounds(labels: bytes, groups: bytes, k: int) -> tuple[float, float]:
+    label_codes, group_codes = np.frombuffer(labels, np.int64), np.frombuffer(groups, np.int64)
+    return chance_accuracy(label_codes, group_codes, k), ceiling_accuracy(label_codes, group_codes, k)
 
 
 def mes_normal(embeddings: EmbeddingSet, k: int = K_NEIGHBOURS) -> dict[str, IdScore]:

@@ -28,6 +28,8 @@ from inmsrl.eval.scoring import (
 )
 
 DASH = "-"
+BOUNDS_NOTE = (" The chance and ceiling rows are what a model with random vectors and one that separates the "
+               "music IDs perfectly score with this vote on these items.")
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -58,9 +60,11 @@ def _mes_table(scores: Mapping, key: str, title: str, note: str) -> list[str]:
     sources = _sources(table)
     rows = [[_label(scores, m), *(_fmt(100 * table[m][s]["accuracy"]) if s in table[m] else DASH
                                   for s in sources)] for m in model_order(list(table))]
-    chance = scores.get("chance", {}).get(key, {})
-    rows.append(["chance", *(_fmt(100 * chance[s]) if s in chance else DASH for s in sources)])
-    return [f"### {title}", "", note, "", *_table(["Method", *sources], rows), ""]
+    for bound, label in (("chance", "chance (a random model)"), ("ceiling", "ceiling (a perfect model)")):
+        values = scores.get(bound, {}).get(key, {})
+        if values:
+            rows.append([label, *(_fmt(100 * values[s]) if s in values else DASH for s in sources)])
+    return [f"### {title}", "", note + BOUNDS_NOTE, "", *_table(["Method", *sources], rows), ""]
 
 
 def _sdr_table(scores: Mapping) -> list[str]:
@@ -89,6 +93,38 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _agreement_row(label: str, cells: Mapping, sources: Sequence[str], mean_sources: Sequence[str]
+                   ) -> list[str]:
+    values = [cells[s]["accuracy"] for s in mean_sources if (cells.get(s) or {}).get("accuracy") is not None]
+    return [label, *(_agreement_cell(cells.get(s)) for s in sources),
+            _fmt(100 * _mean(values) if values else None)]
+
+
+def _paft_row(label: str, cell_runs: Sequence[Mapping], sources: Sequence[str],
+              mean_sources: Sequence[str]) -> list[str]:
+    """A PAFT variant's row: one run's cells, or mean ± std over its runs."""
+    row = [label + (f" ({len(cell_runs)} runs)" if len(cell_runs) > 1 else "")]
+    for s in sources:
+        acc = [c[s]["accuracy"] for c in cell_runs if s in c]
+        if not acc:
+            row.append(DASH)
+        elif len(acc) == 1:
+            row.append(_agreement_cell(cell_runs[0][s]))
+        else:
+            row.append(f"{100 * np.mean(acc):.2f} ± {100 * np.std(acc):.2f}")
+    means = [_mean([c[s]["accuracy"] for s in mean_sources if s in c]) for c in cell_runs]
+    means = [v for v in means if v is not None]
+    if len(means) > 1:
+        row.append(f"{100 * np.mean(means):.2f} ± {100 * np.std(means):.2f}")
+    else:
+        row.append(_fmt(100 * float(np.mean(means)) if means else None))
+    return row
+
+
+_SPLIT_TEXT = {"all": "all confident triplets", "test": "the held-out 30 % (PAFT trains on the rest)",
+               "train": "the 70 % PAFT learns from (a diagnostic)"}
+
+
 def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
     abx = scores.get("abx", {})
     per_model = abx.get("models", {})
@@ -100,49 +136,69 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
     for m in models:
         if paft_base(m) is not None:
             paft.setdefault(paft_base(m), []).append(m)
-    split = {"test": "the held-out 30 % of the ABX data (PAFT trains on the rest)",
-             "train": "the 70 % of the ABX data that PAFT learns from (a diagnostic; the paper's Table 5 "
-                      "uses the held-out 30 %)"}.get(abx.get("split"), "all ABX triplets")
+    split_of = abx.get("splits", {})
+    plain_split, heldout = abx.get("split", "all"), abx.get("heldout", {})
+    paft_split = next((split_of[m] for runs in paft.values() for m in runs if m in split_of), "test")
     lines = ["### Table 5: perceptual similarity agreement (%)", "",
-             f"Agreement with the listeners' majority on the triplets of {split} where more than 75 % of "
-             "the answers agree; [95 % Clopper-Pearson interval]; mean = mean over "
-             f"{', '.join(mean_sources)}. \"w/ PAFT\" rows give mean ± std over PAFT runs where there are "
-             "several. Chance: 50 %.", ""]
+             "Share of the listeners' responses that give the model's answer (the paper's counting: k of n "
+             "responses), on the ABX triplets where more than 75 % of the answers agree; [95 % "
+             "Clopper-Pearson interval]; mean = mean over "
+             f"{', '.join(mean_sources)}. Models are scored on {_SPLIT_TEXT.get(plain_split, plain_split)}"
+             + (f"; \"w/ PAFT\" rows on {_SPLIT_TEXT.get(paft_split, paft_split)}, mean ± std over PAFT "
+                "runs where there are several, under the model they start from scored on the same "
+                "triplets" if paft else "")
+             + ". A random answer scores 50 % in expectation; the listeners' majority is the upper "
+             "bound.", ""]
+    majority = abx.get("majority", {})
     for condition in CONDITIONS:
         sources = _sources({m: per_model[m].get(condition, {}) for m in models})
         if not sources:
             continue
         rows = []
-        for m in _with_paft_rows(plain, paft):
-            cells = per_model.get(m, {}).get(condition, {})
-            if m in per_model:
-                values = [cells[s]["accuracy"] for s in mean_sources if s in cells]
-                rows.append([_label(scores, m), *(_agreement_cell(cells.get(s)) for s in sources),
-                             _fmt(100 * _mean(values) if values else None)])
-            runs = paft.get(m, [])
-            if runs:
-                cell_runs = [per_model[r].get(condition, {}) for r in runs]
-                row = [model_label(f"paft_{m}") + (f" ({len(runs)} runs)" if len(runs) > 1 else "")]
-                for s in sources:
-                    acc = [c[s]["accuracy"] for c in cell_runs if s in c]
-                    if not acc:
-                        row.append(DASH)
-                    elif len(acc) == 1:
-                        row.append(_agreement_cell(cell_runs[0][s]))
-                    else:
-                        row.append(f"{100 * np.mean(acc):.2f} ± {100 * np.std(acc):.2f}")
-                means = [_mean([c[s]["accuracy"] for s in mean_sources if s in c]) for c in cell_runs]
-                means = [v for v in means if v is not None]
-                if len(means) > 1:
-                    row.append(f"{100 * np.mean(means):.2f} ± {100 * np.std(means):.2f}")
-                else:
-                    row.append(_fmt(100 * float(np.mean(means)) if means else None))
-                rows.append(row)
-        counts = abx.get("evaluated", {}).get(condition, {})
+        for name in _with_paft_rows(plain, paft):
+            if name in per_model:
+                rows.append(_agreement_row(_label(scores, name), per_model[name].get(condition, {}), sources,
+                                           mean_sources))
+                has_paft = any(v in paft for v in (name, f"{name}_normal", f"{name}_paft"))
+                if has_paft and name in heldout:
+                    rows.append(_agreement_row(f"{_label(scores, name)}, held-out 30 %",
+                                               heldout[name].get(condition, {}), sources, mean_sources))
+            if name in paft:
+                rows.append(_paft_row(model_label(f"paft_{name}"),
+                                      [per_model[r].get(condition, {}) for r in paft[name]], sources,
+                                      mean_sources))
+        for split in dict.fromkeys((plain_split, paft_split if paft else plain_split)):
+            cells = majority.get(split, {}).get(condition, {})
+            if cells:
+                label = "listeners' majority (upper bound)" + (", held-out 30 %" if split == "test" else "")
+                rows.append(_agreement_row(label, cells, sources, mean_sources))
+        counts = abx.get("evaluated_by_split", {}).get(plain_split) or abx.get("evaluated", {})
         lines += [f"**{condition}** (triplets evaluated: "
-                  + ", ".join(f"{s} {counts.get(s, 0)}" for s in sources) + ")", "",
+                  + ", ".join(f"{s} {counts.get(condition, {}).get(s, 0)}" for s in sources) + ")", "",
                   *_table(["Method", *sources, "mean"], rows), ""]
+    lines += _triplet_view(scores, models, mean_sources)
     return lines
+
+
+def _triplet_view(scores: Mapping, models: Sequence[str], mean_sources: Sequence[str]) -> list[str]:
+    """Table 5b: the share of confident triplets whose majority the model gives (mean over instruments)."""
+    per_model = scores.get("abx", {}).get("models", {})
+    rows = []
+    for m in models:
+        row = [_label(scores, m)]
+        for condition in CONDITIONS:
+            cells = per_model[m].get(condition, {})
+            values = [cells[s]["triplets"]["accuracy"] for s in mean_sources
+                      if (cells.get(s) or {}).get("triplets", {}).get("accuracy") is not None]
+            row.append(_fmt(100 * _mean(values) if values else None))
+        rows.append(row)
+    if not any(cell != DASH for row in rows for cell in row[1:]):
+        return []
+    return ["### Table 5b: agreement counted over triplets (%)", "",
+            "A second view of Table 5 (not the paper's): the share of the confident triplets whose "
+            f"listeners' majority the model gives, mean over {', '.join(mean_sources)}; same triplets as "
+            "Table 5.", "",
+            *_table(["Method", *CONDITIONS], rows), ""]
 
 
 def _with_paft_rows(plain: Sequence[str], paft: Mapping[str, list[str]]) -> list[str]:
@@ -184,14 +240,32 @@ def _table6(scores: Mapping) -> list[str]:
         rows.append([_label(scores, m),
                      *(_fmt(100 * row[s]["target"]["accuracy"]) if s in row else DASH for s in sources),
                      *(_fmt(100 * row[s]["non_target"]["accuracy"]) if s in row else DASH for s in sources)])
-    chance = scores.get("chance", {}).get("table6", {})
-    chance_row = [_fmt(100 * chance[s]) if s in chance else DASH for s in sources]
-    rows.append(["chance", *chance_row, *chance_row])
+    for bound, label in (("chance", "chance (a random model)"), ("ceiling", "ceiling (a perfect model)")):
+        values = scores.get(bound, {}).get("table6", {})
+        if values:
+            row = [_fmt(100 * values[s]) if s in values else DASH for s in sources]
+            rows.append([label, *row, *row])
     header = ["Method", *(f"target {s} ↑" for s in sources), *(f"non-target {s} ↓" for s in sources)]
     return ["### Table 6: MES-Pseudo of the visualisation set, target and non-target music IDs (%)", "",
             "5-NN vote on the pseudo segments of the figure, excluding the query's own pseudo piece; "
             "high for the target piece's ID and low for the non-target piece's ID means the model hears "
-            "the target instrument only.", "", *_table(header, rows), ""]
+            "the target instrument only." + BOUNDS_NOTE, "", *_table(header, rows), ""]
+
+
+def _swap_table(scores: Mapping) -> list[str]:
+    table = scores.get("swap", {})
+    if not table:
+        return []
+    sources = _sources(table)
+    rows = [[_label(scores, m), *(_fmt(table[m][s]["share"]) if s in table[m] else DASH for s in sources)]
+            for m in model_order(list(table))]
+    pairs = max((cell["pairs"] for row in table.values() for cell in row.values()), default=0)
+    return ["### Swap test: how much of an instrument's embedding movement comes from that instrument", "",
+            f"For {pairs} pairs of test segments of different pieces per instrument: replace only the "
+            "instrument's part with the other segment's, or only every other part, and measure how far the "
+            "instrument's embedding moves each time; the share of the first movement in the sum. 1: the "
+            "embedding hears the instrument only; 0: only the rest. A model fed clean stems scores 1 by "
+            "construction.", "", *_table(["Method", *sources], rows), ""]
 
 
 def _environment(environment: Mapping, scores: Mapping) -> list[str]:
@@ -241,6 +315,7 @@ def render_markdown(scores: Mapping, environment: Mapping, title: str = "Results
     lines += _sdr_table(scores)
     lines += _abx_tables(scores, mean_sources)
     lines += _table6(scores)
+    lines += _swap_table(scores)
     if figure:
         lines += ["### Figure 7: t-SNE of the visualisation set", "",
                   f"![t-SNE: colour = target piece, marker = non-target piece]({figure})", ""]

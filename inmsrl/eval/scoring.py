@@ -2,7 +2,7 @@
 
 Layout of a scores directory (``exp/scores``), written by ``inmsrl embed`` / ``inmsrl sdr`` jobs::
 
-    embeddings/<model>/<set>.<J>-of-<N>.npz   set = normal, pseudo, vis, abx (EmbeddingSet parts)
+    embeddings/<model>/<set>.<J>-of-<N>.npz   set = normal, pseudo, vis, abx, swap (EmbeddingSet parts)
     sdr/<model>.<J>-of-<N>.json               per-track SDR of a share of the tracks
     scores.json, tsne.npz                     what :func:`score_all` writes; the report reads them
 
@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from inmsrl.data.abx import AbxTriplet, agreement_table, confident, read_abx_set, split_train_test
-from inmsrl.eval.agreement import perceptual_agreement
+from inmsrl.eval.agreement import majority_agreement, perceptual_agreement
 from inmsrl.eval.embeddings import EmbeddingFileError, EmbeddingSet
 from inmsrl.eval.mes import K_NEIGHBOURS, mes_normal, mes_pseudo, target_and_non_target
 from inmsrl.eval.sdr import median_over_tracks
+from inmsrl.eval.swap import swap_shares
 
 LEARNED_MODELS = ("clean", "cascade", "cascade_ft", "direct", "direct_da", "direct_reconst")
 BASELINES = ("mfcc_clean", "mfcc_cascade")
@@ -148,35 +149,64 @@ def _load(root: Path, model: str, name: str) -> EmbeddingSet | None:
         raise
 
 
+def _abx_counts(triplets: Sequence[AbxTriplet]) -> dict[str, dict[str, int]]:
+    """Triplets evaluated per condition and instrument."""
+    evaluated: dict[str, dict[str, int]] = {}
+    for t in triplets:
+        evaluated.setdefault(t.condition, {}).setdefault(t.instrument, 0)
+        evaluated[t.condition][t.instrument] += 1
+    return evaluated
+
+
+def _cells_dict(cells: dict) -> dict:
+    return {cond: {inst: cell.as_dict() for inst, cell in by_inst.items()} for cond, by_inst in cells.items()}
+
+
+def _id_scores(result: dict, table: str, model: str, scores: dict) -> None:
+    """Store a model's music-ID scores and the estimator's chance and ceiling on the items."""
+    result[table][model] = {s: v.as_dict() for s, v in scores.items()}
+    for s, v in scores.items():
+        result["chance"].setdefault(table, {})[s] = v.chance
+        result["ceiling"].setdefault(table, {})[s] = v.ceiling
+
+
 def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_dir: str | Path | None = None,
               abx_split: str = "auto", abx_train_fraction: float = 0.7, seed: int = 0, k: int = K_NEIGHBOURS,
               tsne: bool = True, log=print) -> dict:
     """Score every model of ``scores_dir`` (or ``models``) on every set it has; write scores.json and
-    tsne.npz there and return the scores. ``abx_split`` "auto" means "test" when a PAFT model is
-    among them, else "all"."""
+    tsne.npz there and return the scores. ``abx_split`` "auto" scores a PAFT model on the held-out
+    share of the ABX triplets ("test") and every other model on all of them ("all"), as the paper
+    does; "all", "test" or "train" score every model on that split. In "auto" mode the models PAFT
+    started from are also scored on the held-out share (``abx.heldout``), to compare like with like."""
     root = Path(scores_dir)
     models = model_order(models if models is not None else embedded_models(root))
     emb_root = root / "embeddings"
     result: dict = {"config": {"k": k, "seed": seed}, "models": {}, "mes_normal": {}, "mes_pseudo": {},
-                    "table6": {}, "sdr": {}, "abx": {}, "chance": {}}
-    triplets: list[AbxTriplet] = []
+                    "table6": {}, "swap": {}, "sdr": {}, "abx": {}, "chance": {}, "ceiling": {}}
+    splits: dict[str, list[AbxTriplet]] = {}
+    split_of: dict[str, str] = {}
     if abx_dir is not None:
         abx = read_abx_set(abx_dir)
-        if abx_split == "auto":
-            abx_split = "test" if any(paft_base(m) for m in models) else "all"
-        triplets = abx_evaluation_set(abx.triplets, abx_split, abx_train_fraction, seed)
-        evaluated = {}
-        for t in triplets:
-            evaluated.setdefault(t.condition, {}).setdefault(t.instrument, 0)
-            evaluated[t.condition][t.instrument] += 1
-        result["abx"] = {"dir": str(abx_dir), "split": abx_split, "train_fraction": abx_train_fraction,
+        if abx_split not in ("auto", "all", "test", "train"):
+            raise ValueError(f"ABX split {abx_split!r} is not 'auto', 'all', 'test' or 'train'")
+        split_of = {m: (("test" if paft_base(m) else "all") if abx_split == "auto" else abx_split)
+                    for m in models}
+        plain_split = "all" if abx_split == "auto" else abx_split
+        needed = {plain_split, *split_of.values()} | ({"test"} if abx_split == "auto" else set())
+        splits = {name: abx_evaluation_set(abx.triplets, name, abx_train_fraction, seed) for name in needed}
+        result["abx"] = {"dir": str(abx_dir), "split": plain_split, "train_fraction": abx_train_fraction,
                          "counts": {f"{inst}/{cond}": vars(cell) for (inst, cond), cell
                                     in agreement_table(abx.triplets).items()},
-                         "evaluated": evaluated, "models": {}}
+                         "evaluated": _abx_counts(splits[plain_split]),
+                         "evaluated_by_split": {name: _abx_counts(t) for name, t in sorted(splits.items())},
+                         "splits": split_of,
+                         "majority": {name: _cells_dict(majority_agreement(t))
+                                      for name, t in sorted(splits.items())},
+                         "models": {}, "heldout": {}}
     tsne_arrays: dict[str, np.ndarray] = {}
     for model in models:
         normal = _load(emb_root, model, "normal")
-        sets = {name: _load(emb_root, model, name) for name in ("pseudo", "vis", "abx")}
+        sets = {name: _load(emb_root, model, name) for name in ("pseudo", "vis", "abx", "swap")}
         first = normal or next((s for s in sets.values() if s is not None), None)
         if first is None:
             raise EmbeddingFileError(f"{emb_root / model}: no embeddings of model {model}")
@@ -190,15 +220,9 @@ def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_d
         if normal is not None:
             rate = int(normal.meta.get("sample_rate", 44100))
             result["config"]["segment_seconds"] = round(normal.length / rate, 3)
-            scores = mes_normal(normal, k)
-            result["mes_normal"][model] = {s: v.as_dict() for s, v in scores.items()}
-            for s, v in scores.items():
-                result["chance"].setdefault("mes_normal", {})[s] = v.chance
+            _id_scores(result, "mes_normal", model, mes_normal(normal, k))
         if sets["pseudo"] is not None:
-            scores = mes_pseudo(sets["pseudo"], k)
-            result["mes_pseudo"][model] = {s: v.as_dict() for s, v in scores.items()}
-            for s, v in scores.items():
-                result["chance"].setdefault("mes_pseudo", {})[s] = v.chance
+            _id_scores(result, "mes_pseudo", model, mes_pseudo(sets["pseudo"], k))
         if sets["vis"] is not None:
             vis = sets["vis"]
             scores6 = target_and_non_target(vis, k)
@@ -206,12 +230,17 @@ def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_d
                                        for s, pair in scores6.items()}
             for s, pair in scores6.items():
                 result["chance"].setdefault("table6", {})[s] = pair["target"].chance
+                result["ceiling"].setdefault("table6", {})[s] = pair["target"].ceiling
             if tsne:
                 tsne_arrays.update(_tsne_panels(model, vis, seed))
-        if sets["abx"] is not None and triplets:
-            agreement = perceptual_agreement(sets["abx"], triplets)
-            result["abx"]["models"][model] = {cond: {inst: a.as_dict() for inst, a in cells.items()}
-                                              for cond, cells in agreement.items()}
+        if sets["swap"] is not None:
+            result["swap"][model] = {s: v.as_dict() for s, v in swap_shares(sets["swap"]).items()}
+        if sets["abx"] is not None and splits:
+            agreement = perceptual_agreement(sets["abx"], splits[split_of[model]])
+            result["abx"]["models"][model] = _cells_dict(agreement)
+            if abx_split == "auto" and split_of[model] == "all" and any(paft_base(m) for m in models):
+                heldout = perceptual_agreement(sets["abx"], splits["test"])
+                result["abx"]["heldout"][model] = _cells_dict(heldout)
             result["chance"]["abx"] = 0.5
     for model, tracks in load_sdr(root).items():
         result["sdr"][model] = median_over_tracks(tracks)
