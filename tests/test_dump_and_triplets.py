@@ -216,8 +216,8 @@ def test_per_target_groups_hold_one_basic_triplet_of_each_instrument(corpus):
         for g, b in enumerate(targets):
             origin = item["origin"][g].numpy()
             others = [s for s in range(len(SOURCES)) if s != b]
-            a2, a, n, n2 = origin[ANCHOR, b, 0], origin[ANCHOR, others[0], 0], origin[POSITIVE, others[0], 0], \
-                origin[NEGATIVE, b, 0]
+            a2, n2 = origin[ANCHOR, b, 0], origin[NEGATIVE, b, 0]
+            a, n = origin[ANCHOR, others[0], 0], origin[POSITIVE, others[0], 0]
             assert len({a2, a, n, n2}) == 4, "four different pieces"
             assert origin[POSITIVE, b, 0] == a2 and origin[POSITIVE, b, 1] != origin[ANCHOR, b, 1]
             assert (origin[NEGATIVE, others, 0] == a).all() and (origin[ANCHOR, others, 0] == a).all()

@@ -213,6 +213,21 @@ def test_early_stopping_stops_patience_epochs_after_the_best(tmp_path):
                       weights(tmp_path / "ref" / "checkpoints" / "last.pt"))
 
 
+def test_keep_last_writes_the_last_epochs_weights(tmp_path):
+    """With a validation set too small to pick an epoch by, final.pt can hold the last epoch instead."""
+    sequence = [5.0, 4.0, 3.0, 3.5, 3.2]  # best at epoch 3
+    config = tiny_config(tmp_path, "trainer.max_epochs=5", "trainer.keep=last",
+                         f"task.scripted_valid={sequence}")
+    result = train(config, tmp_path / "exp")
+    assert (result.epochs, result.best_epoch) == (5, 3)
+    assert_same_state(weights(tmp_path / "exp" / "final.pt"),
+                      weights(tmp_path / "exp" / "checkpoints" / "last.pt"))
+    done = json.loads((tmp_path / "exp" / "done").read_text())
+    assert (done["kept"], done["kept_epoch"]) == ("last", 5)
+    with pytest.raises(ConfigError, match="trainer.keep"):
+        train(tiny_config(tmp_path, "trainer.keep=first"), tmp_path / "bad")
+
+
 def test_done_marker_makes_a_rerun_a_no_op(tmp_path, capsys):
     config_path = write_config(tmp_path / "tiny.yaml")
     args = ["train", "--config", str(config_path), "--exp-dir", str(tmp_path / "exp"), "trainer.max_epochs=2"]

@@ -76,9 +76,11 @@ def _sdr_table(scores: Mapping) -> list[str]:
     rows = [[_label(scores, m), *(_fmt(table[m].get(s)) for s in sources)] for m in order]
     tracks = scores.get("config", {}).get("sdr_tracks", {})
     count = max(tracks.values()) if tracks else 0
+    seconds = set(scores.get("config", {}).get("sdr_seconds", {}).values())
+    excerpt = f" (the first {max(seconds):g} s of each)" if seconds else ""
     return ["### Table 4: separation quality, SDR (dB)", "",
-            f"museval BSS Eval v4, median over 1 s frames, then over {count} test tracks; the unprocessed "
-            "mixture is the reference row.", "", *_table(["Method", *sources], rows), ""]
+            f"museval BSS Eval v4, median over 1 s frames, then over {count} test tracks{excerpt}; the "
+            "unprocessed mixture is the reference row.", "", *_table(["Method", *sources], rows), ""]
 
 
 def _agreement_cell(cell: Mapping | None) -> str:

@@ -103,8 +103,11 @@ def embedded_models(scores_dir: str | Path) -> list[str]:
     return model_order([p.name for p in root.iterdir() if p.is_dir()]) if root.is_dir() else []
 
 
-def load_sdr(scores_dir: str | Path) -> dict[str, dict[str, dict[str, float]]]:
-    """``{model: {track: {source: sdr}}}`` from every complete set of SDR part files."""
+def load_sdr(scores_dir: str | Path, excerpts: dict[str, float] | None = None
+             ) -> dict[str, dict[str, dict[str, float]]]:
+    """``{model: {track: {source: sdr}}}`` from every complete set of SDR part files; ``excerpts``, if
+    given, receives the seconds scored per track of the models scored on excerpts."""
+    excerpts = {} if excerpts is None else excerpts
     root = Path(scores_dir) / "sdr"
     parts: dict[str, dict[int, dict[int, Path]]] = {}
     for path in sorted(root.glob("*.json")) if root.is_dir() else []:
@@ -122,7 +125,10 @@ def load_sdr(scores_dir: str | Path) -> dict[str, dict[str, dict[str, float]]]:
             raise EmbeddingFileError(f"{root}: SDR of {model} misses part(s) {missing} of {count}")
         tracks: dict[str, dict[str, float]] = {}
         for j in range(1, count + 1):
-            tracks.update(json.loads(files[j].read_text())["tracks"])
+            part = json.loads(files[j].read_text())
+            tracks.update(part["tracks"])
+            if part.get("seconds") is not None:
+                excerpts[model] = float(part["seconds"])
         result[model] = {t: {s: (float("nan") if v is None else v) for s, v in scores.items()}
                          for t, scores in tracks.items()}
     return result
@@ -242,9 +248,12 @@ def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_d
                 heldout = perceptual_agreement(sets["abx"], splits["test"])
                 result["abx"]["heldout"][model] = _cells_dict(heldout)
             result["chance"]["abx"] = 0.5
-    for model, tracks in load_sdr(root).items():
+    excerpts: dict[str, float] = {}
+    for model, tracks in load_sdr(root, excerpts).items():
         result["sdr"][model] = median_over_tracks(tracks)
         result["config"].setdefault("sdr_tracks", {})[model] = len(tracks)
+    if excerpts:
+        result["config"]["sdr_seconds"] = excerpts
     result["sdr"] = {m: result["sdr"][m] for m in model_order(list(result["sdr"]))}
     result = _clean(result)
     _write_json(root / SCORES_FILE, result)

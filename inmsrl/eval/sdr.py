@@ -98,15 +98,20 @@ def frame_median_sdr(references: np.ndarray, estimates: np.ndarray, sample_rate:
 
 def sdr_per_track(model: torch.nn.Module | None, dump: Dump, tracks: Sequence[int] | None = None,
                   sources: Sequence[str] | None = None, chunk_seconds: float = 10.0,
-                  device: str | torch.device = "cpu") -> dict[str, dict[str, float]]:
+                  device: str | torch.device = "cpu", max_seconds: float | None = None
+                  ) -> dict[str, dict[str, float]]:
     """``{track_id: {source: frame-median SDR}}`` of ``model``'s estimates, or of the unprocessed
-    mixture as the estimate of every source in ``sources`` (all the dump's) when ``model`` is None."""
+    mixture as the estimate of every source in ``sources`` (all the dump's) when ``model`` is None;
+    with ``max_seconds``, of each track's first ``max_seconds`` only (museval is slow)."""
     part = None if model is None else separating_part(model)
     names = tuple(part.sources if part else (sources or dump.sources))
     rows = [dump.sources.index(name) for name in names]
     result = {}
     for t in range(dump.num_tracks) if tracks is None else tracks:
-        stems = dump.segment(t, 0, int(dump.lengths[t]))
+        length = int(dump.lengths[t])
+        if max_seconds is not None:
+            length = min(length, round(max_seconds * dump.sample_rate))
+        stems = dump.segment(t, 0, length)
         mixture = stems.sum(axis=0)
         estimates = (np.tile(mixture, (len(rows), 1)) if part is None
                      else separate(part, mixture, int(chunk_seconds * dump.sample_rate), device))

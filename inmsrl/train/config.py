@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "trainer": {
         "max_epochs": 400,        # paper §4.3
         "patience": 100,          # stop when the validation loss has not improved for this many epochs
+        "keep": "best",           # final.pt: the best epoch by validation loss, or the last epoch
         "max_steps_per_epoch": None,  # cap on training steps per epoch (quick runs); null: whole loader
         "max_valid_steps": None,  # cap on validation batches; null: whole loader
         "grad_clip": None,        # max L2 norm of the gradient; null: no clipping
@@ -67,7 +68,7 @@ _NULLABLE_PROTOTYPES: dict[str, Any] = {
 
 # Keys that may differ between a checkpoint's configuration and the one that resumes it.
 RESUMABLE_KEYS = frozenset({
-    "trainer.max_epochs", "trainer.patience", "trainer.progress_bar", "trainer.log_interval",
+    "trainer.max_epochs", "trainer.patience", "trainer.keep", "trainer.progress_bar", "trainer.log_interval",
     "trainer.tensorboard",
 })
 

@@ -11,9 +11,11 @@ stages is only the :class:`~inmsrl.train.task.Task`. Per epoch the trainer
    epochs) and writes ``best.pt`` when it improved, then ``last.pt`` (atomic, every epoch);
 4. logs one line to ``train.log`` and scalars to TensorBoard.
 
-When it stops (``trainer.max_epochs`` or patience) it writes ``final.pt`` (the best weights) and the
-``done`` marker. A resumed run continues from ``last.pt`` with the optimiser, early-stopping counters
-and every random generator restored, so it ends with the same weights as an uninterrupted run.
+When it stops (``trainer.max_epochs`` or patience) it writes ``final.pt`` — the weights of the best
+epoch, or of the last one with ``trainer.keep: last`` (where the validation set is too small for its
+best epoch to mean more than noise) — and the ``done`` marker. A resumed run continues from
+``last.pt`` with the optimiser, early-stopping counters and every random generator restored, so it
+ends with the same weights as an uninterrupted run.
 On CUDA the forward pass runs under bf16 autocast with channels_last tensors (``trainer.bf16``,
 ``trainer.channels_last``); with several processes the model is wrapped in DistributedDataParallel.
 """
@@ -185,6 +187,8 @@ class Trainer:
         for key in ("max_epochs", "patience"):
             if self.settings[key] < 1:
                 raise ConfigError(f"trainer.{key} must be at least 1, not {self.settings[key]}")
+        if self.settings["keep"] not in ("best", "last"):
+            raise ConfigError(f"trainer.keep must be 'best' or 'last', not {self.settings['keep']!r}")
         if self.settings["log_interval"] < 1:
             raise ConfigError(f"trainer.log_interval must be at least 1, not {self.settings['log_interval']}")
         self.log = logging.getLogger(LOGGER_NAME)
@@ -501,14 +505,21 @@ class Trainer:
             self.writer.flush()
 
     def _finish(self, stopping: EarlyStopping, state: _State, reason: str) -> None:
-        best = load_checkpoint(self.exp.best)
-        atomic_save(best, self.exp.final)
+        keep = self.settings["keep"]
+        if keep == "best":
+            final = load_checkpoint(self.exp.best)
+        else:
+            last = load_checkpoint(self.exp.last)
+            final = {"model": last["model"], "epoch": last["epoch"],
+                     "valid_loss": state.history[-1]["valid"]["loss"], "config": self.config}
+        atomic_save(final, self.exp.final)
         summary = {"epochs": state.epoch, "best_epoch": stopping.best_epoch,
-                   "best_valid_loss": stopping.best, "stop_reason": reason, "global_step": state.global_step}
+                   "best_valid_loss": stopping.best, "stop_reason": reason, "global_step": state.global_step,
+                   "kept": keep, "kept_epoch": final["epoch"]}
         atomic_write_text(json.dumps(summary) + "\n", self.exp.done)
-        self.log.info("finished after %d epochs (%s): best validation loss %.6g at epoch %d -> %s",
-                      state.epoch, reason.replace("_", " "), stopping.best, stopping.best_epoch,
-                      self.exp.final)
+        self.log.info("finished after %d epochs (%s): best validation loss %.6g at epoch %d; kept the %s "
+                      "epoch (%d) -> %s", state.epoch, reason.replace("_", " "), stopping.best,
+                      stopping.best_epoch, keep, final["epoch"], self.exp.final)
 
 
 _END = object()
