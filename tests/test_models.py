@@ -475,3 +475,17 @@ def test_routed_forward_gives_each_items_own_path_of_the_full_forward(kind):
     else:
         torch.testing.assert_close(routed.embedding, full.embedding)
         torch.testing.assert_close(routed.reconstructions[:, 0], full.reconstructions[rows, route])
+
+
+def test_direct_sees_the_linear_magnitude_unless_told_to_use_decibels():
+    """The authors' Direct reads the linear mixture magnitude (a gain scales its input); the db option
+    standardises each example, so a ×0.25 gain changes nothing the encoder sees."""
+    torch.manual_seed(0)
+    mixture = torch.randn(2, 66150) * 0.2
+    linear, db = tiny("direct").eval(), tiny("direct", input={"scale": "db", "standardize": True}).eval()
+    assert (linear.input_scale.scale, linear.input_scale.standardize) == ("linear", False)
+    with torch.no_grad():
+        assert not torch.allclose(linear.embed(0.25 * mixture), linear.embed(mixture), atol=1e-4)
+        torch.testing.assert_close(db.embed(0.25 * mixture), db.embed(mixture), atol=1e-3, rtol=1e-3)
+    with pytest.raises(ModelConfigError, match="input.scale"):
+        tiny("direct", input={"scale": "mel"})

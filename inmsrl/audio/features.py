@@ -30,6 +30,7 @@ LOG_FLOOR = 1e-8  # "log_power": added to the mel power before the log (silence 
 DB_FLOOR = 1e-5   # "db": the mel magnitude is floored here before 20·log10 (silence → -100 dB)
 STANDARDIZE_EPS = 1e-5  # added to the standard deviation: a constant (silent) input maps to zeros
 MEL_SCALES = ("db", "log_power")
+MAGNITUDE_SCALES = ("linear", "db")
 
 
 def num_frames(num_samples: int, hop_length: int = HOP_LENGTH) -> int:
@@ -59,6 +60,41 @@ class Spectrogram(nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=waveform.device.type, enabled=False):
             return self.stft(waveform.float())
+
+
+def standardized(features: torch.Tensor) -> torch.Tensor:
+    """Each example brought to zero mean and unit variance over its last two axes (band, frame)."""
+    mean = features.mean(dim=(-2, -1), keepdim=True)
+    std = features.std(dim=(-2, -1), keepdim=True, correction=0)
+    return (features - mean) / (std + STANDARDIZE_EPS)
+
+
+class MagnitudeScale(nn.Module):
+    """How a network sees a linear STFT magnitude ``(..., bins, frames)``: as it is (``"linear"``) or in
+    decibels (``"db"``: ``20·log10(max(·, DB_FLOOR))``), optionally standardised per example.
+
+    Direct's encoder reads the mixture magnitude; the authors' code feeds it linear and unscaled,
+    where loud low notes dwarf everything else — the default, and ``db`` with ``standardize`` the
+    option that gives quiet instruments the same footing as the extractors' log-mel input.
+    """
+
+    def __init__(self, scale: str = "linear", standardize: bool = False):
+        super().__init__()
+        if scale not in MAGNITUDE_SCALES:
+            raise ValueError(f"magnitude scale must be one of {', '.join(MAGNITUDE_SCALES)}, got {scale!r}")
+        self.scale, self.standardize = scale, standardize
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale!r}, standardize={self.standardize}"
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        if self.scale == "linear" and not self.standardize:
+            return magnitude
+        with torch.autocast(device_type=magnitude.device.type, enabled=False):
+            features = magnitude.float()
+            if self.scale == "db":
+                features = 20.0 * torch.log10(features.clamp_min(DB_FLOOR))
+            return standardized(features) if self.standardize else features
 
 
 class LogMel(nn.Module):
@@ -93,11 +129,7 @@ class LogMel(nn.Module):
                 features = 20.0 * torch.log10(self.mel(magnitude).clamp_min(DB_FLOOR))
             else:
                 features = torch.log(self.mel(magnitude.square()) + LOG_FLOOR)
-            if self.standardize:
-                mean = features.mean(dim=(-2, -1), keepdim=True)
-                std = features.std(dim=(-2, -1), keepdim=True, correction=0)
-                features = (features - mean) / (std + STANDARDIZE_EPS)
-            return features
+            return standardized(features) if self.standardize else features
 
 
 def empty_mel_bands(mel_bands: int = MEL_BANDS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE,

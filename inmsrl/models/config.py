@@ -17,6 +17,9 @@ Keys, with the paper's sizes as defaults (§4.3)::
     log_mel:                 # clean/cascade: the extractors' input (inmsrl.audio.features.LogMel)
       scale: db              # db: 20·log10 of the mel magnitude (authors' code) | log_power
       standardize: true      # per example over (band, frame): a gain change moves nothing
+    input:                   # direct/direct_reconst: the encoder's view of the mixture magnitude
+      scale: linear          # linear (authors' code) | db (inmsrl.audio.features.MagnitudeScale)
+      standardize: false
     embedding_dim: 128       # per source
     stft: {n_fft: 2048, hop_length: 512, sample_rate: 44100}
 
@@ -31,7 +34,7 @@ from typing import Any
 
 from torch import nn
 
-from inmsrl.audio.features import HOP_LENGTH, MEL_BANDS, MEL_SCALES, N_FFT, SAMPLE_RATE
+from inmsrl.audio.features import HOP_LENGTH, MAGNITUDE_SCALES, MEL_BANDS, MEL_SCALES, N_FFT, SAMPLE_RATE
 from inmsrl.models.cascade import Cascade, Clean
 from inmsrl.models.direct import Direct, DirectReconst, direct_channels
 from inmsrl.models.extractor import EMBEDDING_DIM
@@ -43,6 +46,7 @@ SECTION_KEYS = {
     "unet": {"channels", "dropout", "dropout_kind", "decoder_activation", "leaky_slope"},
     "extractor": {"channels"},
     "log_mel": {"scale", "standardize"},
+    "input": {"scale", "standardize"},
     "stft": {"n_fft", "hop_length", "sample_rate"},
 }
 TOP_KEYS = {
@@ -50,8 +54,8 @@ TOP_KEYS = {
     "clean": {"type", "target_sources", "unet", "extractor", "mel_bands", "log_mel", "embedding_dim", "stft"},
     "cascade": {"type", "target_sources", "unet", "extractor", "mel_bands", "log_mel", "embedding_dim",
                 "stft"},
-    "direct": {"type", "unet", "embedding_dim", "stft"},
-    "direct_reconst": {"type", "unet", "embedding_dim", "stft"},
+    "direct": {"type", "unet", "input", "embedding_dim", "stft"},
+    "direct_reconst": {"type", "unet", "input", "embedding_dim", "stft"},
 }
 
 
@@ -141,9 +145,13 @@ def build_model(cfg: Mapping[str, Any], sources: Sequence[str]) -> nn.Module:
         if kind in ("direct", "direct_reconst"):
             default = direct_channels(len(sources), embedding_dim)
             channels = _channels(unet["channels"], "unet.channels") if "channels" in unet else default
+            view = _section(cfg, "input")
+            scale = {"input_scale": _choice(view.get("scale", "linear"), MAGNITUDE_SCALES, "input.scale"),
+                     "standardize": _flag(view.get("standardize", False), "input.standardize")}
             if kind == "direct":
-                return Direct(sources, channels, embedding_dim, slope, **signal)
-            return DirectReconst(sources, channels, embedding_dim, dropout, slope, **signal, **decoder)
+                return Direct(sources, channels, embedding_dim, slope, **signal, **scale)
+            return DirectReconst(sources, channels, embedding_dim, dropout, slope, **signal, **decoder,
+                                 **scale)
 
         channels = _channels(unet.get("channels", PAPER_CHANNELS), "unet.channels")
         if kind == "separator":

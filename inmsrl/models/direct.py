@@ -1,7 +1,8 @@
 """Direct and Direct-Reconst (§2.2, §3.2): one disentangled extractor on the mixture magnitude.
 
 :class:`Direct`: U-Net encoder (channels 16, 32, 64, 128, 256, S × 128; last layer without
-BatchNorm/activation) on the mixture STFT magnitude, mean over time, flatten, Linear → S × 128 (640
+BatchNorm/activation) on the mixture STFT magnitude (linear as in the authors' code, or in dB and
+standardised, :class:`~inmsrl.audio.features.MagnitudeScale`), mean over time, flatten, Linear → S × 128 (640
 for the five Slakh sources). Block k of the embedding (components ``128k … 128k + 127``) belongs to
 the k-th source of the data directory; :class:`~inmsrl.models.conditioning.Conditioning1D` masks the
 others before the triplet loss.
@@ -20,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from inmsrl.audio.features import HOP_LENGTH, N_FFT, Spectrogram
+from inmsrl.audio.features import HOP_LENGTH, N_FFT, MagnitudeScale, Spectrogram
 from inmsrl.models.base import EmbeddingModel, by_route, check_source_names, check_waveform, module_dict
 from inmsrl.models.conditioning import Conditioning1D, Conditioning3D
 from inmsrl.models.extractor import EMBEDDING_DIM, EmbeddingHead
@@ -57,7 +58,8 @@ class Direct(EmbeddingModel):
 
     def __init__(self, sources: Sequence[str], channels: Sequence[int] | None = None,
                  embedding_dim: int = EMBEDDING_DIM, negative_slope: float = LEAKY_SLOPE,
-                 n_fft: int = N_FFT, hop_length: int = HOP_LENGTH):
+                 n_fft: int = N_FFT, hop_length: int = HOP_LENGTH, input_scale: str = "linear",
+                 standardize: bool = False):
         super().__init__()
         self.sources = check_source_names(sources)
         self.all_sources = self.sources
@@ -66,13 +68,14 @@ class Direct(EmbeddingModel):
             channels = direct_channels(len(self.sources), embedding_dim)
         channels = tuple(channels)
         self.spectrogram = Spectrogram(n_fft, hop_length)
+        self.input_scale = MagnitudeScale(input_scale, standardize)
         self.encoder = UNetEncoder(1, channels, plain_last=True, negative_slope=negative_slope)
         self.head = EmbeddingHead(channels[-1], encoded_size(self.spectrogram.num_bins, len(channels)),
                                   len(self.sources) * embedding_dim)
         self.conditioning = Conditioning1D(len(self.sources), embedding_dim)
 
     def encode(self, mixture_magnitude: torch.Tensor) -> EncoderFeatures:
-        *skips, bottleneck = self.encoder(mixture_magnitude.unsqueeze(1))
+        *skips, bottleneck = self.encoder(self.input_scale(mixture_magnitude).unsqueeze(1))
         return EncoderFeatures(skips, bottleneck)
 
     def forward(self, mixture: torch.Tensor) -> DirectOutput:
@@ -117,8 +120,10 @@ class DirectReconst(Direct):
     def __init__(self, sources: Sequence[str], channels: Sequence[int] | None = None,
                  embedding_dim: int = EMBEDDING_DIM, dropout: float = DROPOUT,
                  negative_slope: float = LEAKY_SLOPE, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
-                 decoder_activation: str = "leaky_relu", dropout_kind: str = "channel"):
-        super().__init__(sources, channels, embedding_dim, negative_slope, n_fft, hop_length)
+                 decoder_activation: str = "leaky_relu", dropout_kind: str = "channel",
+                 input_scale: str = "linear", standardize: bool = False):
+        super().__init__(sources, channels, embedding_dim, negative_slope, n_fft, hop_length, input_scale,
+                         standardize)
         channels = self.encoder.channels
         if channels[-1] % len(self.sources):
             raise ValueError(f"Direct-Reconst's bottleneck width {channels[-1]} must split into "
