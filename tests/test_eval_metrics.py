@@ -11,11 +11,11 @@ from inmsrl.data.segments import SegmentTable
 from inmsrl.eval.agreement import clopper_pearson, majority_agreement, perceptual_agreement
 from inmsrl.eval.embeddings import NO_TARGET, EmbeddingFileError, EmbeddingSet, part_path, part_rows
 from inmsrl.eval.mes import (
-    ceiling_accuracy,
     chance_accuracy,
     knn_accuracy,
     mes_normal,
     mes_pseudo,
+    perfect_accuracy,
     target_and_non_target,
 )
 from inmsrl.eval.testsets import pseudo_test_items, visualisation_items
@@ -52,23 +52,24 @@ def test_mes_normal_counts_right_votes_and_leaves_silent_targets_out():
     scores = mes_normal(embedding_set(normal_origins(tracks), [NO_TARGET] * 9, vectors, active), k=1)
     assert scores["bass"].queries == 8 and scores["bass"].accuracy == 1.0
     assert scores["drums"].accuracy == pytest.approx(6 / 9)
-    assert scores["bass"].classes == 3 and scores["bass"].ceiling == 1.0
+    assert scores["bass"].classes == 3 and scores["bass"].perfect == 1.0
 
 
-def test_chance_and_ceiling_belong_to_the_estimator_and_the_items():
+def test_chance_and_perfect_separation_belong_to_the_estimator_and_the_items():
     """With 3 segments per song the 5-NN vote lets a perfectly separated song be outvoted (3 to 2) by
-    a neighbour song, so the ceiling is far below 100 %; with 8 segments it is 100 %. A random model's
-    accuracy is not 1/classes either: the vote, the class sizes and the excluded groups set it."""
+    a neighbour song, so a perfect separation scores far below 100 %; with 8 segments it is 100 %. A
+    random model's accuracy is not 1/classes either: the vote, the class sizes and the excluded groups
+    set it."""
     few = np.repeat(np.arange(10), 3)
     many = np.repeat(np.arange(10), 8)
-    assert ceiling_accuracy(few, np.arange(len(few))) < 0.5
-    assert ceiling_accuracy(many, np.arange(len(many))) == 1.0
+    assert perfect_accuracy(few, np.arange(len(few))) < 0.5
+    assert perfect_accuracy(many, np.arange(len(many))) == 1.0
     chance = chance_accuracy(many, np.arange(len(many)), draws=40)
     assert 0.05 < chance < 0.2 and chance != pytest.approx(1 / 10, abs=1e-3)
     # The two ends really are what a perfect and a random model score on these items:
     rng = np.random.default_rng(1)
     perfect = knn_accuracy(np.eye(10)[many] + 0.01 * rng.standard_normal((80, 10)), many)
-    assert perfect.accuracy == perfect.ceiling == 1.0
+    assert perfect.accuracy == perfect.perfect == 1.0
     random_model = knn_accuracy(rng.standard_normal((80, 16)), many)
     assert abs(random_model.accuracy - random_model.chance) < 0.1
 

@@ -273,10 +273,10 @@ def test_songs_change_over_their_length_but_keep_their_instruments():
     assert rested > 0
 
 
-def test_test_tracks_can_be_longer_than_training_tracks(tmp_path):
+def test_evaluation_tracks_can_be_longer_than_training_tracks(tmp_path):
     out = tmp_path / "corpus"
-    assert main(["synth", "--out", str(out), "--num-tracks", "3", "--duration", "2", "--test-duration", "5",
+    assert main(["synth", "--out", str(out), "--num-tracks", "3", "--duration", "2", "--eval-duration", "5",
                  "--seed", "1", "--splits", "0.34,0.33,0.33"]) == 0
     lengths = {p.parent.name: sf.info(str(p / "mix.flac")).duration for p in tracks(out)}
-    assert lengths == {"train": 2.0, "validation": 2.0, "test": 5.0}
-    assert yaml.safe_load((out / "corpus.yaml").read_text())["options"]["test_duration"] == 5.0
+    assert lengths == {"train": 2.0, "validation": 5.0, "test": 5.0}
+    assert yaml.safe_load((out / "corpus.yaml").read_text())["options"]["eval_duration"] == 5.0

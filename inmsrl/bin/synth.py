@@ -23,9 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="corpus folder to create or resume")
     parser.add_argument("--num-tracks", type=int, required=True, help="number of tracks over all splits")
     parser.add_argument("--duration", type=float, required=True, help="length of every track in seconds")
-    parser.add_argument("--test-duration", type=float, default=None,
-                        help="length of the test split's tracks in seconds (default: --duration); evaluation "
-                             "needs several segments per test song, training does not need longer songs")
+    parser.add_argument("--eval-duration", type=float, default=None,
+                        help="length of the validation and test tracks in seconds (default: --duration); "
+                             "the music-ID vote needs several segments per song, training does not need "
+                             "longer songs")
     parser.add_argument("--seed", type=int, required=True, help="seed that fixes every track's content")
     parser.add_argument("--soundfont", type=Path, default=None,
                         help="General MIDI .sf2 file (default: TimGM6mb.sf2 shipped with pretty_midi)")
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = SynthOptions(num_tracks=args.num_tracks, duration=args.duration, seed=args.seed,
                                soundfont=args.soundfont, splits=args.splits, sample_rate=args.sample_rate,
-                               test_duration=args.test_duration)
+                               eval_duration=args.eval_duration)
         summary = generate_corpus(args.out, options, jobs=max(1, args.jobs))
     except SynthError as err:
         print(f"inmsrl synth: error: {err}", file=sys.stderr)

@@ -14,7 +14,9 @@ Whether such a score can tell a good model from a bad one depends on the data: w
 song a perfectly separated song is outvoted by its neighbours, and with few songs a random model
 guesses often. So every score comes with the two ends of its scale *for this estimator on these
 items*: :func:`chance_accuracy` (a model that knows nothing — random vectors, averaged over draws) and
-:func:`ceiling_accuracy` (a model that separates the labels perfectly).
+:func:`perfect_accuracy` (a model that puts each label's items at one point). The second is not an
+upper bound — a model can beat tight clusters when other songs' segments spread out — but it shows
+whether the vote rewards perfect separation at all: with three segments per song it scores 0.
 """
 
 from __future__ import annotations
@@ -38,13 +40,13 @@ _CHANCE_DIMS = 16
 @dataclass(frozen=True)
 class IdScore:
     """A music-ID accuracy over ``queries`` queries among ``classes`` music IDs, with the accuracy of
-    a random model (``chance``) and of a perfect one (``ceiling``) on the same items."""
+    a random model (``chance``) and of a perfect one (``perfect``) on the same items."""
 
     accuracy: float
     queries: int
     classes: int
     chance: float = float("nan")
-    ceiling: float = float("nan")
+    perfect: float = float("nan")
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -91,7 +93,7 @@ def chance_accuracy(labels: np.ndarray, groups: np.ndarray, k: int = K_NEIGHBOUR
                                               groups, k) == labels) for _ in range(draws)]))
 
 
-def ceiling_accuracy(labels: np.ndarray, groups: np.ndarray, k: int = K_NEIGHBOURS, draws: int = 5,
+def perfect_accuracy(labels: np.ndarray, groups: np.ndarray, k: int = K_NEIGHBOURS, draws: int = 5,
                      seed: int = 0) -> float:
     """Mean accuracy of the k-NN vote for models that separate the labels perfectly: all items of a
     label at one point, the labels' points drawn at random. Below 1 where a label keeps fewer than
@@ -106,12 +108,12 @@ def ceiling_accuracy(labels: np.ndarray, groups: np.ndarray, k: int = K_NEIGHBOU
 def knn_accuracy(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
                  k: int = K_NEIGHBOURS, bounds: bool = True) -> IdScore:
     """Share of items whose k-NN vote (excluding their own group; leave-one-out without groups) is right,
-    with the chance and ceiling of the estimator on these items (``bounds``)."""
+    with the estimator's chance and perfect-separation accuracy on these items (``bounds``)."""
     labels = np.asarray(labels)
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     predicted = knn_predict(vectors, labels, groups, k)
-    chance, ceiling = _bounds(*_codes(labels, groups), k) if bounds else (float("nan"), float("nan"))
-    return IdScore(float(np.mean(predicted == labels)), len(labels), len(np.unique(labels)), chance, ceiling)
+    chance, perfect = _bounds(*_codes(labels, groups), k) if bounds else (float("nan"), float("nan"))
+    return IdScore(float(np.mean(predicted == labels)), len(labels), len(np.unique(labels)), chance, perfect)
 
 
 def _codes(labels: np.ndarray, groups: np.ndarray) -> tuple[bytes, bytes]:
@@ -123,7 +125,7 @@ def _codes(labels: np.ndarray, groups: np.ndarray) -> tuple[bytes, bytes]:
 @lru_cache(maxsize=256)
 def _bounds(labels: bytes, groups: bytes, k: int) -> tuple[float, float]:
     label_codes, group_codes = np.frombuffer(labels, np.int64), np.frombuffer(groups, np.int64)
-    return chance_accuracy(label_codes, group_codes, k), ceiling_accuracy(label_codes, group_codes, k)
+    return chance_accuracy(label_codes, group_codes, k), perfect_accuracy(label_codes, group_codes, k)
 
 
 def mes_normal(embeddings: EmbeddingSet, k: int = K_NEIGHBOURS) -> dict[str, IdScore]:

@@ -28,8 +28,9 @@ from inmsrl.eval.scoring import (
 )
 
 DASH = "-"
-BOUNDS_NOTE = (" The chance and ceiling rows are what a model with random vectors and one that separates the "
-               "music IDs perfectly score with this vote on these items.")
+BOUNDS_NOTE = (" Chance: what a model with random vectors scores with this vote on these items; perfect "
+               "separation: a model that puts each music ID's items at one point (it can score less than "
+               "100 % where an ID has too few items to outvote its nearest neighbour).")
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -60,7 +61,7 @@ def _mes_table(scores: Mapping, key: str, title: str, note: str) -> list[str]:
     sources = _sources(table)
     rows = [[_label(scores, m), *(_fmt(100 * table[m][s]["accuracy"]) if s in table[m] else DASH
                                   for s in sources)] for m in model_order(list(table))]
-    for bound, label in (("chance", "chance (a random model)"), ("ceiling", "ceiling (a perfect model)")):
+    for bound, label in (("chance", "chance (a random model)"), ("perfect", "perfect separation")):
         values = scores.get(bound, {}).get(key, {})
         if values:
             rows.append([label, *(_fmt(100 * values[s]) if s in values else DASH for s in sources)])
@@ -242,7 +243,7 @@ def _table6(scores: Mapping) -> list[str]:
         rows.append([_label(scores, m),
                      *(_fmt(100 * row[s]["target"]["accuracy"]) if s in row else DASH for s in sources),
                      *(_fmt(100 * row[s]["non_target"]["accuracy"]) if s in row else DASH for s in sources)])
-    for bound, label in (("chance", "chance (a random model)"), ("ceiling", "ceiling (a perfect model)")):
+    for bound, label in (("chance", "chance (a random model)"), ("perfect", "perfect separation")):
         values = scores.get(bound, {}).get("table6", {})
         if values:
             row = [_fmt(100 * values[s]) if s in values else DASH for s in sources]

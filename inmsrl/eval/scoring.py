@@ -169,11 +169,11 @@ def _cells_dict(cells: dict) -> dict:
 
 
 def _id_scores(result: dict, table: str, model: str, scores: dict) -> None:
-    """Store a model's music-ID scores and the estimator's chance and ceiling on the items."""
+    """Store a model's music-ID scores and the estimator's chance and perfect-model on the items."""
     result[table][model] = {s: v.as_dict() for s, v in scores.items()}
     for s, v in scores.items():
         result["chance"].setdefault(table, {})[s] = v.chance
-        result["ceiling"].setdefault(table, {})[s] = v.ceiling
+        result["perfect"].setdefault(table, {})[s] = v.perfect
 
 
 def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_dir: str | Path | None = None,
@@ -188,7 +188,7 @@ def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_d
     models = model_order(models if models is not None else embedded_models(root))
     emb_root = root / "embeddings"
     result: dict = {"config": {"k": k, "seed": seed}, "models": {}, "mes_normal": {}, "mes_pseudo": {},
-                    "table6": {}, "swap": {}, "sdr": {}, "abx": {}, "chance": {}, "ceiling": {}}
+                    "table6": {}, "swap": {}, "sdr": {}, "abx": {}, "chance": {}, "perfect": {}}
     splits: dict[str, list[AbxTriplet]] = {}
     split_of: dict[str, str] = {}
     if abx_dir is not None:
@@ -236,7 +236,7 @@ def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_d
                                        for s, pair in scores6.items()}
             for s, pair in scores6.items():
                 result["chance"].setdefault("table6", {})[s] = pair["target"].chance
-                result["ceiling"].setdefault("table6", {})[s] = pair["target"].ceiling
+                result["perfect"].setdefault("table6", {})[s] = pair["target"].perfect
             if tsne:
                 tsne_arrays.update(_tsne_panels(model, vis, seed))
         if sets["swap"] is not None:

@@ -69,15 +69,15 @@ class SynthOptions:
     soundfont: Path | None = None
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
     sample_rate: int = SAMPLE_RATE
-    test_duration: float | None = None  # the test split's track length (None: ``duration``)
+    eval_duration: float | None = None  # validation and test tracks' length (None: ``duration``)
 
     def __post_init__(self) -> None:
         if self.num_tracks < 1:
             raise SynthError(f"--num-tracks must be at least 1, got {self.num_tracks}")
         if not self.duration > 0:
             raise SynthError(f"--duration must be positive, got {self.duration}")
-        if self.test_duration is not None and not self.test_duration > 0:
-            raise SynthError(f"--test-duration must be positive, got {self.test_duration}")
+        if self.eval_duration is not None and not self.eval_duration > 0:
+            raise SynthError(f"--eval-duration must be positive, got {self.eval_duration}")
         if self.seed < 0:
             raise SynthError(f"--seed must be non-negative, got {self.seed}")
         if self.sample_rate < 8000:
@@ -90,9 +90,10 @@ class SynthOptions:
         return Path(self.soundfont) if self.soundfont is not None else default_soundfont()
 
     def duration_of(self, split: str) -> float:
-        """Seconds per track of ``split``: evaluation needs longer test songs than training does."""
-        return float(self.test_duration) if split == "test" and self.test_duration is not None \
-            else float(self.duration)
+        """Seconds per track of ``split``: the music-ID vote of evaluation (validation and test) needs
+        several segments per song, training does not need longer songs."""
+        evaluation = split in ("validation", "test") and self.eval_duration is not None
+        return float(self.eval_duration) if evaluation else float(self.duration)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def corpus_description(options: SynthOptions, plans: list[TrackPlan]) -> dict:
         "inmsrl_version": __version__,
         "options": {
             "num_tracks": options.num_tracks, "duration": float(options.duration), "seed": options.seed,
-            "test_duration": float(options.duration_of("test")),
+            "eval_duration": float(options.duration_of("test")),
             "splits": [float(s) for s in options.splits], "sample_rate": options.sample_rate,
             "soundfont": soundfont.name, "soundfont_sha256": soundfont_sha256(soundfont),
         },
