@@ -29,6 +29,7 @@ conf_dir=conf        # YAML configurations of the training stages
 corpus_opts=         # stage 0: options of local/corpus.sh
 data_opts=           # stage 1: options of local/data.sh
 segment_seconds="3 5 10"  # stage 2: segment tables (training, PAFT/ABX, validation/MES)
+sample_rate=44100    # stage 2: the dump's sample rate (the models' stft.sample_rate must match it)
 abx_opts=            # stage 2: options of local/abx.sh (the ABX set, where the recipe has one)
 train_set=train
 valid_set=validation
@@ -68,6 +69,7 @@ Options (default in brackets):
   --corpus-opts STR  options of local/corpus.sh [$corpus_opts]
   --data-opts STR    options of local/data.sh [$data_opts]
   --segment-seconds "S..."  segment tables of stage 2 [$segment_seconds]
+  --sample-rate N    sample rate of the dump of stage 2 [$sample_rate]
   --abx-opts STR     options of local/abx.sh [$abx_opts]
   --target-sources "S..."  instruments separated and embedded in stages 3-5 [$target_sources]
   --triplet-models "M..."  stage 4 models, one conf/<M>.yaml each [$triplet_models]
@@ -133,7 +135,7 @@ stage_dump() {
     log "  dumping ${data_dir}/${dset} -> ${dump_dir}/${dset} (log: ${dump_dir}/${dset}/log/dump.log)"
     ${train_cmd} "${dump_dir}/${dset}/log/dump.log" \
       inmsrl dump --data-dir "${data_dir}/${dset}" --out "${dump_dir}/${dset}" \
-        --segments ${segment_seconds} --jobs "${nj}"
+        --segments ${segment_seconds} --sample-rate "${sample_rate}" --jobs "${nj}"
     tail -n +2 "${dump_dir}/${dset}/log/dump.log" | grep -E '^ |: [0-9]+ tracks' || true
   done
   if [ -x local/abx.sh ]; then

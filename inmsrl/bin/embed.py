@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... or auto [%(default)s]")
 
 
-def _model(args: argparse.Namespace, dump_sources: tuple[str, ...]):
+def _model(args: argparse.Namespace, dump_sources: tuple[str, ...], sample_rate: int):
     """(model, name, kind, fingerprint of what it was built from)."""
     from inmsrl.eval.mfcc import MfccStatistics
     from inmsrl.tasks.common import load_separator_set, load_trained, trained_stamp
@@ -59,12 +59,14 @@ def _model(args: argparse.Namespace, dump_sources: tuple[str, ...]):
         model = load_trained(args.exp_dir, dump_sources)
         return model, args.name or Path(args.exp_dir).name, "learned", trained_stamp(args.exp_dir)
     if args.baseline == "mfcc-clean":
-        return MfccStatistics(dump_sources, args.sources), args.name or "mfcc_clean", "baseline", "mfcc-clean"
+        model = MfccStatistics(dump_sources, args.sources, sample_rate=sample_rate)
+        return model, args.name or "mfcc_clean", "baseline", "mfcc-clean"
     if not args.separators:
         raise ValueError("--baseline mfcc-cascade needs --separators (e.g. exp/mss/{source})")
     separator = load_separator_set(args.separators, args.sources, dump_sources)
     stamps = [trained_stamp(args.separators.format(source=s)) for s in args.sources]
-    return (MfccStatistics(dump_sources, args.sources, separator), args.name or "mfcc_cascade", "baseline",
+    return (MfccStatistics(dump_sources, args.sources, separator, sample_rate=sample_rate),
+            args.name or "mfcc_cascade", "baseline",
             f"mfcc-cascade:{'|'.join(stamps)}")
 
 
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         dump = Dump.open(args.dump)
-        model, name, kind, origin = _model(args, dump.sources)
+        model, name, kind, origin = _model(args, dump.sources, dump.sample_rate)
         for set_name in args.sets:
             try:
                 items = _items(args, dump, set_name)

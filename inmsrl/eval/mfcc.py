@@ -8,7 +8,9 @@ interface, so every metric scores it like a trained model:
 * ``MfccStatistics(all_sources, sources, separator)`` reads the separator's estimates of the mixture,
   resynthesised with the mixture's phase (the baseline of Cascade, with the stage-3 separators).
 
-Nothing is trained; distances are Euclidean on the raw statistics.
+Nothing is trained; distances are Euclidean on the raw statistics. The analysis keeps the paper's
+time-frequency resolution at any sample rate: a window of 2048 samples and a hop of 512 at 44.1 kHz,
+scaled with the rate (1024 and 256 at 22.05 kHz).
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ class MfccStatistics(EmbeddingModel):
 
     def __init__(self, all_sources: Sequence[str], sources: Sequence[str],
                  separator: SourceSeparator | None = None, n_mfcc: int = N_MFCC,
-                 sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
+                 sample_rate: int = SAMPLE_RATE, n_fft: int | None = None, hop_length: int | None = None,
                  n_mels: int = MFCC_MELS):
         super().__init__()
+        scale = sample_rate / SAMPLE_RATE
+        n_fft = n_fft or max(64, round(N_FFT * scale))
+        hop_length = hop_length or max(16, round(HOP_LENGTH * scale))
         self.all_sources = tuple(all_sources)
         self.sources = tuple(sources)
         unknown = [name for name in self.sources if name not in self.all_sources]

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from inmsrl.audio.features import SAMPLE_RATE
 from inmsrl.data.dump import Dump
 from inmsrl.data.segments import SegmentTable, ensure_segment_tables
 from inmsrl.data.triplets import pcm_to_float
@@ -41,10 +42,22 @@ class DumpedSet:
     table: SegmentTable
 
 
-def open_set(dump_dir: str | Path, seconds: float) -> DumpedSet:
-    """The dump in ``dump_dir`` with its ``seconds``-long segment table (built if missing)."""
+def open_set(dump_dir: str | Path, seconds: float, config: Mapping[str, Any] | None = None) -> DumpedSet:
+    """The dump in ``dump_dir`` with its ``seconds``-long segment table (built if missing); with the
+    training ``config``, checked to be at the sample rate its model computes features for."""
     dump = Dump.open(dump_dir)
+    if config is not None:
+        check_sample_rate(dump, config)
     return DumpedSet(dump, ensure_segment_tables(dump, [seconds])[seconds])
+
+
+def check_sample_rate(dump: Dump, config: Mapping[str, Any]) -> None:
+    """Refuse a dump at another rate than the training config's model computes its features for."""
+    rate = ((config.get("model") or {}).get("stft") or {}).get("sample_rate", SAMPLE_RATE)
+    if rate != dump.sample_rate:
+        raise TaskConfigError(f"{dump.root} is sampled at {dump.sample_rate} Hz, but the model's features "
+                              f"are set for {rate} Hz (model.stft.sample_rate): set it to "
+                              f"{dump.sample_rate}, with n_fft and hop_length to match")
 
 
 def source_indices(dump: Dump, names: list[str]) -> list[int]:

@@ -41,8 +41,9 @@ class MSSTask(DatasetTask):
             raise TaskConfigError("the mss task trains one separator: set model.type: separator and "
                                   f"model.target_sources to one source (got {model_config!r})")
         self.source = targets[0]
-        self.train = open_set(option(config, "train_dump"), option(config, "segment_seconds", 3.0))
-        self.valid = open_set(option(config, "valid_dump"), option(config, "valid_segment_seconds", 10.0))
+        self.train = open_set(option(config, "train_dump"), option(config, "segment_seconds", 3.0), config)
+        self.valid = open_set(option(config, "valid_dump"), option(config, "valid_segment_seconds", 10.0),
+                              config)
         (self.index,) = source_indices(self.train.dump, [self.source])
         self.batch_size = option(config, "batch_size", 64)
         self.workers = option(config, "num_workers", 0)

@@ -65,6 +65,7 @@ from inmsrl.tasks.common import (
     DatasetTask,
     DumpedSet,
     TaskConfigError,
+    check_sample_rate,
     load_trained,
     open_set,
     option,
@@ -254,6 +255,7 @@ class PaftTask(DatasetTask):
             raise TaskConfigError(f"task.train_separators / task.separation_weight (Cascade-PAFT) need "
                                   f"model.type cascade, got {self.kind!r}")
         clip_dump = Dump.open(option(config, "abx_dump"))
+        check_sample_rate(clip_dump, config)
         self.sources = list(clip_dump.sources)
         instruments = embedded_sources(self.model_config, self.sources)
         abx = read_abx_set(option(config, "abx_dir"))
@@ -265,8 +267,8 @@ class PaftTask(DatasetTask):
         seconds = (abx.triplets[0].x.num_samples / clip_dump.sample_rate) if abx.triplets else 5.0
         train_others = valid_others = None
         if pieces == "pseudo":
-            train_others = open_set(option(config, "train_dump"), round(seconds))
-            valid_others = open_set(option(config, "valid_dump"), round(seconds))
+            train_others = open_set(option(config, "train_dump"), round(seconds), config)
+            valid_others = open_set(option(config, "valid_dump"), round(seconds), config)
         fresh = bool(option(config, "fresh_every_epoch", False))
         self.train_set = PaftDataset(train, clip_dump, pieces, train_others,
                                      option(config, "train_examples", None), seed=context.seed,

@@ -56,8 +56,9 @@ class TripletTask(DatasetTask):
 
     def __init__(self, config: dict[str, Any], context: RunContext):
         self.config, self.context = config, context
-        self.train = open_set(option(config, "train_dump"), option(config, "segment_seconds", 3.0))
-        self.valid = open_set(option(config, "valid_dump"), option(config, "valid_segment_seconds", 10.0))
+        self.train = open_set(option(config, "train_dump"), option(config, "segment_seconds", 3.0), config)
+        self.valid = open_set(option(config, "valid_dump"), option(config, "valid_segment_seconds", 10.0),
+                              config)
         self.sources = list(self.train.dump.sources)
         self.margin = float(option(config, "margin", 0.2))
         self.batch_size = option(config, "batch_size", 64)
