@@ -43,9 +43,9 @@ TRACKS = 8
 SECONDS = 7  # two 3 s segments per track
 PIANO, BASS = SOURCES.index("piano"), SOURCES.index("bass")
 DIM = 3
-STFT = {"n_fft": 256, "hop_length": 256}
+STFT = {"n_fft": 256, "hop_length": 256, "sample_rate": SR}
 CLEAN_MODEL = {"type": "clean", "target_sources": list(SOURCES), "unet": {"channels": [2, 4, 8]},
-               "mel_bands": 16, "embedding_dim": DIM, "stft": {**STFT, "sample_rate": SR}}
+               "mel_bands": 16, "embedding_dim": DIM, "stft": STFT}
 DIRECT_MODEL = {"type": "direct", "embedding_dim": DIM, "unet": {"channels": [2, 4, 5 * DIM]}, "stft": STFT}
 RECONST_MODEL = {**DIRECT_MODEL, "type": "direct_reconst",
                  "unet": {"channels": [2, 4, 5 * DIM], "dropout": 0.0}}
@@ -116,7 +116,8 @@ def triplet_task(dump_dir, tmp_path, model=DIRECT_MODEL, **task) -> DirectTriple
 def test_pretraining_targets_are_clean_embeddings_with_zero_blocks(dump_dir, clean_exp, tmp_path):
     """The targets are Clean's embeddings of the subset's active sources, zero blocks elsewhere, and —
     as in the authors' code — the concatenation scaled to unit length (normalize_targets: false keeps
-    Clean's scale)."""
+    Clean's scale). They are computed once per segment; they must equal Clean's embedding of the
+    segment's stems computed when the item is drawn."""
     task = pretrain_task(dump_dir, clean_exp, tmp_path, normalize_targets=False)
     normalised = pretrain_task(dump_dir, clean_exp, tmp_path)
     assert normalised.normalize_targets
@@ -125,8 +126,8 @@ def test_pretraining_targets_are_clean_embeddings_with_zero_blocks(dump_dir, cle
     seen = {"left out": 0, "silent": 0, "embedded": 0}
     for batch in task.train_loader(1):
         stems = batch["audio"].float() / 32768
-        targets = task.targets(stems, batch["active"]).view(len(stems), len(SOURCES), DIM)
-        unit = normalised.targets(stems, batch["active"])
+        targets = task.targets(batch["clean"], batch["active"]).view(len(stems), len(SOURCES), DIM)
+        unit = normalised.targets(batch["clean"], batch["active"])
         torch.testing.assert_close(unit, torch.nn.functional.normalize(targets.flatten(1), dim=1))
         assert torch.allclose(unit.norm(dim=1)[unit.norm(dim=1) > 0], torch.ones(1))
         # Clean of the segment with all its sources: each extractor sees only its own stem.
@@ -156,7 +157,7 @@ def test_pretraining_targets_are_clean_embeddings_with_zero_blocks(dump_dir, cle
     losses = task.losses(model, batch)
     stems = batch["audio"].float() / 32768
     expected_loss = torch.nn.functional.mse_loss(model(stems.sum(1)).embedding,
-                                                 task.targets(stems, batch["active"]))
+                                                 task.targets(batch["clean"], batch["active"]))
     torch.testing.assert_close(losses["loss"], expected_loss)
     assert {f"mse_{name}" for name in SOURCES} <= set(losses)
 
@@ -335,3 +336,10 @@ def test_stage6_configs_name_known_tasks_keys_and_buildable_models(recipe):
                     for n in ("direct", "direct_da"))
     assert (fixed, fresh) == (False, True)
 
+
+
+def test_a_dump_at_another_rate_than_the_models_features_is_refused(dump_dir, tmp_path):
+    """A model whose STFT and mel are set for another sample rate would train on wrong features."""
+    other_rate = {**DIRECT_MODEL, "stft": {**STFT, "sample_rate": 2 * SR}}
+    with pytest.raises(TaskConfigError, match=rf"{dump_dir}.* {SR} Hz.*{2 * SR} Hz.*stft.sample_rate"):
+        triplet_task(dump_dir, tmp_path, other_rate)

@@ -252,7 +252,7 @@ class SubsetMixtureDataset(DrawnDataset):
     """Segments with a random non-empty subset of their sources (Direct pre-training).
 
     Item: ``audio`` (S, L) int16 with the left-out sources zeroed, ``subset`` (S,) bool, ``active`` (S,) bool
-    (in the subset and not silent), ``origin`` (S, 2).
+    (in the subset and not silent), ``origin`` (S, 2), ``segment`` (the table row it was cut from).
     """
 
     def __init__(self, dump: Dump, table: SegmentTable, size: int, seed: int = 0,
@@ -272,7 +272,7 @@ class SubsetMixtureDataset(DrawnDataset):
         audio = render(self.dump, origin[None], self.table.length)[0] * subset[:, None]
         return {"audio": torch.from_numpy(audio), "subset": torch.from_numpy(subset),
                 "active": torch.from_numpy(subset & self.table.active[seg]),
-                "origin": torch.from_numpy(origin)}
+                "origin": torch.from_numpy(origin), "segment": torch.tensor(seg)}
 
 
 class SegmentDataset(DrawnDataset):

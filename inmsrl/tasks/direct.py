@@ -5,7 +5,9 @@
   subsets for five) and regresses, with MSE, the concatenation of the per-source embeddings of a
   trained, frozen Clean model (``task.clean``, an experiment dir); the block of a source outside the
   subset or silent in the segment is a zero vector; as in the authors' code the concatenation is
-  L2-normalised (``normalize_targets``). The Clean model must embed every source of the data
+  L2-normalised (``normalize_targets``). Clean is frozen and each source of a segment is embedded
+  alone, so the targets of every (segment, source) of the segment tables are computed once, before
+  training, and looked up. The Clean model must embed every source of the data
   directory with Direct's per-source ``embedding_dim`` — the recipe trains ``clean_all`` (Clean over
   all sources, residuals included) for this, because stage 4's Clean leaves residuals out.
 * ``direct_triplet``: the triplet loss (Eq. 1) on the embedding masked to the target source's block
@@ -26,8 +28,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from inmsrl.data.triplets import SubsetMixtureDataset, TripletDataset
 from inmsrl.models.config import build_model
@@ -35,6 +39,7 @@ from inmsrl.models.direct import Direct, DirectReconst
 from inmsrl.models.extractor import EMBEDDING_DIM
 from inmsrl.tasks.common import (
     DatasetTask,
+    DumpedSet,
     TaskConfigError,
     load_trained,
     open_set,
@@ -73,8 +78,9 @@ class _DirectTask(DatasetTask):
             raise TaskConfigError(f"training config: unknown key(s) task.{', task.'.join(unknown)} for task "
                                   f"{config['task'].get('name')!r} (known: {', '.join(sorted(self.keys))})")
         self.config, self.context = config, context
-        self.train = open_set(option(config, "train_dump"), option(config, "segment_seconds", 3.0))
-        self.valid = open_set(option(config, "valid_dump"), option(config, "valid_segment_seconds", 10.0))
+        self.train = open_set(option(config, "train_dump"), option(config, "segment_seconds", 3.0), config)
+        self.valid = open_set(option(config, "valid_dump"), option(config, "valid_segment_seconds", 10.0),
+                              config)
         if self.valid.dump.sources != self.train.dump.sources:
             raise TaskConfigError(f"{self.valid.dump.root} has sources {', '.join(self.valid.dump.sources)}, "
                                   f"{self.train.dump.root} has {', '.join(self.train.dump.sources)}")
@@ -118,28 +124,41 @@ class DirectPretrainTask(_DirectTask):
         self.clean.to(context.device).eval()
         # Clean's embedding row of each block of Direct (the data directory's source order).
         self.clean_rows = [self.clean.sources.index(name) for name in self.sources]
-        self.train_set = SubsetMixtureDataset(self.train.dump, self.train.table,
-                                              option(config, "train_examples"), seed=context.seed)
-        self.valid_set = SubsetMixtureDataset(self.valid.dump, self.valid.table,
-                                              option(config, "valid_examples"), seed=context.seed + 1,
-                                              fresh_every_epoch=False)
+        self.train_set = WithCleanTargets(
+            SubsetMixtureDataset(self.train.dump, self.train.table, option(config, "train_examples"),
+                                 seed=context.seed), self.segment_targets(self.train))
+        self.valid_set = WithCleanTargets(
+            SubsetMixtureDataset(self.valid.dump, self.valid.table, option(config, "valid_examples"),
+                                 seed=context.seed + 1, fresh_every_epoch=False),
+            self.segment_targets(self.valid))
 
     def build_model(self) -> nn.Module:
         return build_model(self.config["model"], self.sources)
 
     @torch.no_grad()
-    def targets(self, stems: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        """The concatenated Clean embeddings ``(B, S·D)`` of ``stems`` (B, S, L), zero where not
-        ``active``, scaled to unit length with ``normalize_targets``."""
-        embeddings = self.clean(stems).float()[:, self.clean_rows]       # (B, S, D)
-        target = (embeddings * active[:, :, None].to(embeddings.dtype)).flatten(1)
+    def segment_targets(self, dumped: DumpedSet, batch_size: int = 32) -> torch.Tensor:
+        """Clean's embedding of every source of every segment of ``dumped``: ``(segments, S, D)``, on
+        the CPU (each source's extractor sees only its own stem, so a subset's targets are rows of it)."""
+        table, rows = dumped.table, []
+        device = next(self.clean.parameters()).device
+        for begin in range(0, len(table), batch_size):
+            segments = range(begin, min(begin + batch_size, len(table)))
+            stems = torch.from_numpy(np.stack([dumped.dump.segment(int(table.track[i]), int(table.start[i]),
+                                                                   table.length) for i in segments]))
+            rows.append(self.clean(stems.to(device)).float()[:, self.clean_rows].cpu())
+        return torch.cat(rows)
+
+    def targets(self, embeddings: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """The concatenated Clean embeddings ``(B, S·D)`` of a batch's segments (``embeddings`` (B, S, D)),
+        zero where not ``active``, scaled to unit length with ``normalize_targets``."""
+        target = (embeddings.float() * active[:, :, None].to(torch.float32)).flatten(1)
         if self.normalize_targets:
             target = torch.nn.functional.normalize(target, dim=1)
         return target
 
     def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         stems = stems_of(batch)
-        target = self.targets(stems, batch["active"])
+        target = self.targets(batch["clean"], batch["active"])
         output = model(stems.sum(dim=1)).embedding.float()
         squared = (output - target).square().view(len(target), len(self.sources), -1)
         per_source = squared.mean(dim=(0, 2)).detach()
@@ -195,6 +214,24 @@ class DirectTripletTask(_DirectTask):
         return direct_triplet_losses(model, stems_of(batch).flatten(0, 1), batch["target"].flatten(),
                                      self.margin, self.triplet_weight, self.reconstruction_weight,
                                      self.reconstruction)
+
+
+class WithCleanTargets(Dataset):
+    """A subset-mixture dataset whose items also carry ``clean``: the Clean embeddings (S, D) of the
+    segment they were cut from, looked up in ``embeddings`` (segments, S, D)."""
+
+    def __init__(self, dataset: SubsetMixtureDataset, embeddings: torch.Tensor):
+        self.dataset, self.embeddings = dataset, embeddings
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.dataset[index]
+        return {**item, "clean": self.embeddings[int(item["segment"])]}
 
 
 def initialise_from(model: Direct, exp_dir: Path, sources: list[str]) -> None:
