@@ -343,3 +343,26 @@ def test_a_dump_at_another_rate_than_the_models_features_is_refused(dump_dir, tm
     other_rate = {**DIRECT_MODEL, "stft": {**STFT, "sample_rate": 2 * SR}}
     with pytest.raises(TaskConfigError, match=rf"{dump_dir}.* {SR} Hz.*{2 * SR} Hz.*stft.sample_rate"):
         triplet_task(dump_dir, tmp_path, other_rate)
+
+
+def test_pseudo_pretraining_mixtures_take_each_source_from_its_own_segment(dump_dir, clean_exp, tmp_path):
+    """With mixtures: pseudo no source of a pre-training mixture tells of another's piece: each comes
+    from its own random segment, and its target is Clean's embedding of that segment's stem."""
+    task = pretrain_task(dump_dir, clean_exp, tmp_path, mixtures="pseudo", normalize_targets=False)
+    clean = load_trained(clean_exp, SOURCES).eval()
+    table, dump = task.train.table, task.train.dump
+    batch = next(iter(task.train_loader(1)))
+    mixed = 0
+    for i in range(len(batch["audio"])):
+        segments = batch["segments"][i].numpy()
+        origin = batch["origin"][i].numpy()
+        np.testing.assert_array_equal(origin[:, 0], table.track[segments])
+        mixed += len(set(origin[:, 0].tolist())) > 1
+        for k in range(len(SOURCES)):
+            stems = dump.segment(int(origin[k, 0]), int(origin[k, 1]), table.length)
+            with torch.no_grad():
+                expected = clean(torch.from_numpy(stems.copy())[None])[0, k]
+            torch.testing.assert_close(batch["clean"][i, k], expected, rtol=1e-4, atol=1e-5)
+    assert mixed > 0
+    with pytest.raises(TaskConfigError, match="task.mixtures"):
+        pretrain_task(dump_dir, clean_exp, tmp_path, mixtures="mixed")

@@ -249,30 +249,40 @@ class TripletDataset(DrawnDataset):
 
 
 class SubsetMixtureDataset(DrawnDataset):
-    """Segments with a random non-empty subset of their sources (Direct pre-training).
+    """Mixtures of a random non-empty subset of the sources (Direct pre-training).
 
-    Item: ``audio`` (S, L) int16 with the left-out sources zeroed, ``subset`` (S,) bool, ``active`` (S,) bool
-    (in the subset and not silent), ``origin`` (S, 2), ``segment`` (the table row it was cut from).
+    By default every source comes from one segment of one piece (the authors' code). With ``pseudo``
+    each source comes from its own random segment of any piece, as in a pseudo-musical piece: then no
+    source tells the model anything about another's piece, so the only way to predict a source's
+    embedding is to hear that source — with few training pieces, the parts of a segment otherwise
+    give away its piece.
+
+    Item: ``audio`` (S, L) int16 with the left-out sources zeroed, ``subset`` (S,) bool, ``active``
+    (S,) bool (in the subset and not silent), ``origin`` (S, 2), ``segments`` (S,) the table row each
+    source was cut from.
     """
 
     def __init__(self, dump: Dump, table: SegmentTable, size: int, seed: int = 0,
-                 fresh_every_epoch: bool = True):
+                 fresh_every_epoch: bool = True, pseudo: bool = False):
         if len(table) == 0:
             raise SamplingError("the segment table is empty")
         super().__init__(size, seed, fresh_every_epoch)
-        self.dump, self.table = dump, table
+        self.dump, self.table, self.pseudo = dump, table, pseudo
         self.subsets = nonempty_subsets(len(dump.sources))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = self.rng(index)
-        seg = int(rng.integers(len(self.table)))
-        subset = np.zeros(len(self.dump.sources), dtype=bool)
+        num_sources = len(self.dump.sources)
+        segments = (rng.integers(len(self.table), size=num_sources) if self.pseudo
+                    else np.full(num_sources, rng.integers(len(self.table))))
+        subset = np.zeros(num_sources, dtype=bool)
         subset[list(self.subsets[int(rng.integers(len(self.subsets)))])] = True
-        origin = np.tile([self.table.track[seg], self.table.start[seg]], (len(subset), 1)).astype(np.int64)
+        origin = np.stack([self.table.track[segments], self.table.start[segments]], axis=-1).astype(np.int64)
         audio = render(self.dump, origin[None], self.table.length)[0] * subset[:, None]
+        active = self.table.active[segments, np.arange(num_sources)]
         return {"audio": torch.from_numpy(audio), "subset": torch.from_numpy(subset),
-                "active": torch.from_numpy(subset & self.table.active[seg]),
-                "origin": torch.from_numpy(origin), "segment": torch.tensor(seg)}
+                "active": torch.from_numpy(subset & active), "origin": torch.from_numpy(origin),
+                "segments": torch.from_numpy(segments.astype(np.int64))}
 
 
 class SegmentDataset(DrawnDataset):

@@ -61,7 +61,8 @@ def _model_type(config: dict[str, Any], allowed: tuple[str, ...], task: str) -> 
 
 COMMON_KEYS = frozenset({"name", "train_dump", "valid_dump", "segment_seconds", "valid_segment_seconds",
                          "train_examples", "valid_examples", "batch_size", "num_workers"})
-PRETRAIN_KEYS = COMMON_KEYS | {"clean", "normalize_targets"}
+PRETRAIN_KEYS = COMMON_KEYS | {"clean", "normalize_targets", "mixtures"}
+MIXTURES = ("segment", "pseudo")
 TRIPLET_KEYS = COMMON_KEYS | {"init", "triplets", "fresh_every_epoch", "margin", "triplet_weight",
                               "reconstruction_weight", "reconstruction"}
 RECONSTRUCTIONS = ("target", "all_sources")
@@ -96,8 +97,9 @@ class _DirectTask(DatasetTask):
 @register_task("direct_pretrain")
 class DirectPretrainTask(_DirectTask):
     """Config ``task``: train_dump, valid_dump, clean (the Clean experiment dir), normalize_targets
-    (true), segment_seconds (3), valid_segment_seconds (10), train_examples, valid_examples,
-    batch_size, num_workers; ``model.type: direct``."""
+    (true), mixtures (segment: all sources of one segment, the authors' code | pseudo: each source
+    from its own random segment), segment_seconds (3), valid_segment_seconds (10), train_examples,
+    valid_examples, batch_size, num_workers; ``model.type: direct``."""
 
     keys = PRETRAIN_KEYS
 
@@ -120,16 +122,20 @@ class DirectPretrainTask(_DirectTask):
                 f"embeds {', '.join(embedded) or 'nothing'} in {clean_dim} "
                 "(train one with conf/clean_all.yaml)")
         self.normalize_targets = bool(option(config, "normalize_targets", True))
+        mixtures = option(config, "mixtures", "segment")
+        if mixtures not in MIXTURES:
+            raise TaskConfigError(f"task.mixtures must be one of {', '.join(MIXTURES)}, got {mixtures!r}")
         self.clean.requires_grad_(False)
         self.clean.to(context.device).eval()
         # Clean's embedding row of each block of Direct (the data directory's source order).
         self.clean_rows = [self.clean.sources.index(name) for name in self.sources]
         self.train_set = WithCleanTargets(
             SubsetMixtureDataset(self.train.dump, self.train.table, option(config, "train_examples"),
-                                 seed=context.seed), self.segment_targets(self.train))
+                                 seed=context.seed, pseudo=mixtures == "pseudo"),
+            self.segment_targets(self.train))
         self.valid_set = WithCleanTargets(
             SubsetMixtureDataset(self.valid.dump, self.valid.table, option(config, "valid_examples"),
-                                 seed=context.seed + 1, fresh_every_epoch=False),
+                                 seed=context.seed + 1, fresh_every_epoch=False, pseudo=mixtures == "pseudo"),
             self.segment_targets(self.valid))
 
     def build_model(self) -> nn.Module:
@@ -217,8 +223,8 @@ class DirectTripletTask(_DirectTask):
 
 
 class WithCleanTargets(Dataset):
-    """A subset-mixture dataset whose items also carry ``clean``: the Clean embeddings (S, D) of the
-    segment they were cut from, looked up in ``embeddings`` (segments, S, D)."""
+    """A subset-mixture dataset whose items also carry ``clean``: the Clean embedding (S, D) of each
+    source in the segment it was cut from, looked up in ``embeddings`` (segments, S, D)."""
 
     def __init__(self, dataset: SubsetMixtureDataset, embeddings: torch.Tensor):
         self.dataset, self.embeddings = dataset, embeddings
@@ -231,7 +237,8 @@ class WithCleanTargets(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         item = self.dataset[index]
-        return {**item, "clean": self.embeddings[int(item["segment"])]}
+        rows = item["segments"]
+        return {**item, "clean": self.embeddings[rows, torch.arange(len(rows))]}
 
 
 def initialise_from(model: Direct, exp_dir: Path, sources: list[str]) -> None:
