@@ -489,3 +489,16 @@ def test_direct_sees_the_linear_magnitude_unless_told_to_use_decibels():
         torch.testing.assert_close(db.embed(0.25 * mixture), db.embed(mixture), atol=1e-3, rtol=1e-3)
     with pytest.raises(ModelConfigError, match="input.scale"):
         tiny("direct", input={"scale": "mel"})
+
+
+def test_separators_can_read_the_magnitude_in_decibels():
+    """model.input applies to the separators' encoders too; the mask still scales the linear mixture,
+    so with standardised decibels a gain scales the separated magnitude by the same gain."""
+    torch.manual_seed(0)
+    separator = tiny("separator", input={"scale": "db", "standardize": True}).eval()
+    mixture = torch.randn(2, 66150) * 0.2
+    with torch.no_grad():
+        loud, quiet = separator(mixture).magnitudes, separator(0.25 * mixture).magnitudes
+    torch.testing.assert_close(quiet, 0.25 * loud, atol=1e-3, rtol=1e-3)
+    cascade = tiny("cascade", input={"scale": "db", "standardize": True})
+    assert cascade.separator.separators["drums"].input_scale.scale == "db"

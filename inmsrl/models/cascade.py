@@ -104,13 +104,15 @@ class Cascade(EmbeddingModel):
                  mel_bands: int = MEL_BANDS, embedding_dim: int = EMBEDDING_DIM,
                  negative_slope: float = LEAKY_SLOPE, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
                  sample_rate: int = SAMPLE_RATE, mel_scale: str = "db", standardize: bool = True,
-                 decoder_activation: str = "leaky_relu", dropout_kind: str = "channel"):
+                 decoder_activation: str = "leaky_relu", dropout_kind: str = "channel",
+                 separator_input: dict | None = None):
         super().__init__()
         self.sources = embedded_sources(all_sources, sources)
         self.all_sources = tuple(all_sources)
         self.embedding_dim = embedding_dim
         self.separator = SourceSeparator(self.sources, separator_channels, dropout, negative_slope,
-                                         n_fft, hop_length, decoder_activation, dropout_kind)
+                                         n_fft, hop_length, decoder_activation, dropout_kind,
+                                         **(separator_input or {}))
         self.extractors = ExtractorSet(self.sources, channels=extractor_channels, mel_bands=mel_bands,
                                        embedding_dim=embedding_dim, negative_slope=negative_slope,
                                        n_fft=n_fft, sample_rate=sample_rate, mel_scale=mel_scale,

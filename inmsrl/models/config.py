@@ -17,9 +17,9 @@ Keys, with the paper's sizes as defaults (§4.3)::
     log_mel:                 # clean/cascade: the extractors' input (inmsrl.audio.features.LogMel)
       scale: db              # db: 20·log10 of the mel magnitude (authors' code) | log_power
       standardize: true      # per example over (band, frame): a gain change moves nothing
-    input:                   # direct/direct_reconst: the encoder's view of the mixture magnitude
-      scale: linear          # linear (authors' code) | db (inmsrl.audio.features.MagnitudeScale)
-      standardize: false
+    input:                   # the U-Net encoder's view of the mixture magnitude (separator, cascade's
+      scale: linear          # separators, direct, direct_reconst): linear (authors' code) | db
+      standardize: false     # (inmsrl.audio.features.MagnitudeScale); masks multiply the linear one
     embedding_dim: 128       # per source
     stft: {n_fft: 2048, hop_length: 512, sample_rate: 44100}
 
@@ -50,10 +50,10 @@ SECTION_KEYS = {
     "stft": {"n_fft", "hop_length", "sample_rate"},
 }
 TOP_KEYS = {
-    "separator": {"type", "target_sources", "unet", "stft"},
+    "separator": {"type", "target_sources", "unet", "input", "stft"},
     "clean": {"type", "target_sources", "unet", "extractor", "mel_bands", "log_mel", "embedding_dim", "stft"},
-    "cascade": {"type", "target_sources", "unet", "extractor", "mel_bands", "log_mel", "embedding_dim",
-                "stft"},
+    "cascade": {"type", "target_sources", "unet", "input", "extractor", "mel_bands", "log_mel",
+                "embedding_dim", "stft"},
     "direct": {"type", "unet", "input", "embedding_dim", "stft"},
     "direct_reconst": {"type", "unet", "input", "embedding_dim", "stft"},
 }
@@ -142,12 +142,12 @@ def build_model(cfg: Mapping[str, Any], sources: Sequence[str]) -> nn.Module:
                                f"got {target_sources!r}")
 
     try:
+        view = _section(cfg, "input")
+        scale = {"input_scale": _choice(view.get("scale", "linear"), MAGNITUDE_SCALES, "input.scale"),
+                 "standardize": _flag(view.get("standardize", False), "input.standardize")}
         if kind in ("direct", "direct_reconst"):
             default = direct_channels(len(sources), embedding_dim)
             channels = _channels(unet["channels"], "unet.channels") if "channels" in unet else default
-            view = _section(cfg, "input")
-            scale = {"input_scale": _choice(view.get("scale", "linear"), MAGNITUDE_SCALES, "input.scale"),
-                     "standardize": _flag(view.get("standardize", False), "input.standardize")}
             if kind == "direct":
                 return Direct(sources, channels, embedding_dim, slope, **signal, **scale)
             return DirectReconst(sources, channels, embedding_dim, dropout, slope, **signal, **decoder,
@@ -160,7 +160,7 @@ def build_model(cfg: Mapping[str, Any], sources: Sequence[str]) -> nn.Module:
             if unknown:
                 raise ModelConfigError(f"model config key 'target_sources' names {', '.join(unknown)}, not "
                                        f"among the data directory's sources ({', '.join(sources)})")
-            return SourceSeparator(subset, channels, dropout, slope, **signal, **decoder)
+            return SourceSeparator(subset, channels, dropout, slope, **signal, **decoder, **scale)
 
         extractor = _section(cfg, "extractor")
         log_mel = _section(cfg, "log_mel")
@@ -174,7 +174,7 @@ def build_model(cfg: Mapping[str, Any], sources: Sequence[str]) -> nn.Module:
         if kind == "clean":
             return Clean(sources, target_sources, **common)
         return Cascade(sources, target_sources, separator_channels=channels, dropout=dropout, **common,
-                       **decoder)
+                       **decoder, separator_input=scale)
     except ModelConfigError:
         raise
     except ValueError as err:

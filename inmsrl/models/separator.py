@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from inmsrl.audio.features import HOP_LENGTH, N_FFT, Spectrogram
+from inmsrl.audio.features import HOP_LENGTH, N_FFT, MagnitudeScale, Spectrogram
 from inmsrl.models.base import check_source_names, check_waveform, module_dict
 from inmsrl.models.unet import DROPOUT, LEAKY_SLOPE, PAPER_CHANNELS, UNetDecoder, UNetEncoder
 
@@ -27,12 +27,18 @@ class MaskedMagnitude(NamedTuple):
 
 
 class Separator(nn.Module):
-    """Mixture magnitude ``(batch, bins, frames)`` → the instrument's masked magnitude and its mask."""
+    """Mixture magnitude ``(batch, bins, frames)`` → the instrument's masked magnitude and its mask.
+
+    The encoder reads the magnitude as ``input_scale`` says (linear by default; decibels, standardised
+    per example, let a small network see the quiet harmonics that tell two instruments apart); the
+    mask always multiplies the linear mixture magnitude.
+    """
 
     def __init__(self, channels: Sequence[int] = PAPER_CHANNELS, dropout: float = DROPOUT,
                  negative_slope: float = LEAKY_SLOPE, decoder_activation: str = "leaky_relu",
-                 dropout_kind: str = "channel"):
+                 dropout_kind: str = "channel", input_scale: str = "linear", standardize: bool = False):
         super().__init__()
+        self.input_scale = MagnitudeScale(input_scale, standardize)
         self.encoder = UNetEncoder(1, channels, negative_slope=negative_slope)
         self.decoder = UNetDecoder(channels, out_channels=1, dropout=dropout, activation=decoder_activation,
                                    dropout_kind=dropout_kind, negative_slope=negative_slope)
@@ -43,7 +49,7 @@ class Separator(nn.Module):
             raise ValueError(f"a separator takes a magnitude (batch, bins, frames), "
                              f"got {tuple(magnitude.shape)}")
         x = magnitude.unsqueeze(1)
-        *skips, bottleneck = self.encoder(x)
+        *skips, bottleneck = self.encoder(self.input_scale(magnitude).unsqueeze(1))
         mask = self.mask_activation(self.decoder(bottleneck, skips, x.shape[-2:])).squeeze(1)
         return MaskedMagnitude(mask * magnitude, mask)
 
@@ -67,12 +73,12 @@ class SourceSeparator(nn.Module):
     def __init__(self, sources: Sequence[str], channels: Sequence[int] = PAPER_CHANNELS,
                  dropout: float = DROPOUT, negative_slope: float = LEAKY_SLOPE,
                  n_fft: int = N_FFT, hop_length: int = HOP_LENGTH, decoder_activation: str = "leaky_relu",
-                 dropout_kind: str = "channel"):
+                 dropout_kind: str = "channel", input_scale: str = "linear", standardize: bool = False):
         super().__init__()
         self.sources = check_source_names(sources)
         self.spectrogram = Spectrogram(n_fft, hop_length)
         self.separators = module_dict({name: Separator(channels, dropout, negative_slope, decoder_activation,
-                                                       dropout_kind)
+                                                       dropout_kind, input_scale, standardize)
                                        for name in self.sources})
 
     def magnitude(self, waveform: torch.Tensor) -> torch.Tensor:
