@@ -42,6 +42,7 @@ paft_seeds="1 2 3"   # stage 7: one PAFT run per seed (Table 5 reports mean ± s
 train_opts=          # stages 3-7: key=value overrides added to every training (e.g. trainer.max_epochs=1)
 score_models=        # stage 8: experiments to score [every finished one]
 score_opts=          # stage 8: options of inmsrl embed, e.g. "--vis-per-pair 3 --pseudo-targets 5"
+sdr_opts=            # stage 8: options of inmsrl sdr, e.g. "--tracks 8 --seconds 30" (museval is slow)
 
 help_message=$(cat <<HELP
 Usage: $0 [options]
@@ -79,6 +80,7 @@ Options (default in brackets):
   --train-opts "K=V..."    overrides for every training, e.g. "trainer.max_epochs=1" [$train_opts]
   --score-models "M..."    experiments scored in stage 8 [every finished one]
   --score-opts STR         options of inmsrl embed in stage 8 [$score_opts]
+  --sdr-opts STR           options of inmsrl sdr in stage 8 [$sdr_opts]
   --train-set / --valid-set / --test-set NAME   [$train_set / $valid_set / $test_set]
   --config FILE      shell file of option assignments, read where it appears
   --help             this message
@@ -180,14 +182,17 @@ stage_mss() {
   train_array mss "${list}"
 }
 
-stage_triplet() {
-  local name
+stage_triplet() {  # the stage's models do not depend on each other: one job array
+  local list="${exp_dir}/log/triplet.list" name
+  mkdir -p "${exp_dir}/log"
   for name in ${triplet_models}; do
+    [ -f "${conf_dir}/${name}.yaml" ] || { log "ERROR: ${conf_dir}/${name}.yaml does not exist"; exit 1; }
     case "${name}" in
-      cascade*) train "${name}" "${conf_dir}/${name}.yaml" "task.separators=${exp_dir}/mss/{source}" ;;
-      *) train "${name}" "${conf_dir}/${name}.yaml" ;;
+      cascade*) echo "${exp_dir}/${name} ${conf_dir}/${name}.yaml task.separators=${exp_dir}/mss/{source}" ;;
+      *) echo "${exp_dir}/${name} ${conf_dir}/${name}.yaml" ;;
     esac
-  done
+  done > "${list}"
+  train_array triplet "${list}"
 }
 
 stage_e2e_ft() {
@@ -198,12 +203,15 @@ stage_direct() {
   # Direct's pre-training targets are Clean embeddings of EVERY source (residuals too; stage 4's Clean
   # embeds the target instruments only), so a Clean over all sources comes first, then the
   # pre-training toward its embeddings, then each variant from the pre-trained Direct.
+  # The variants start from the same pre-trained model and do not depend on each other: one job array.
   train clean_all "${conf_dir}/clean_all.yaml"
   train direct_pretrain "${conf_dir}/direct_pretrain.yaml" "task.clean=${exp_dir}/clean_all"
-  local name
+  local list="${exp_dir}/log/direct.list" name
   for name in ${direct_models}; do
-    train "${name}" "${conf_dir}/${name}.yaml" "task.init=${exp_dir}/direct_pretrain"
-  done
+    [ -f "${conf_dir}/${name}.yaml" ] || { log "ERROR: ${conf_dir}/${name}.yaml does not exist"; exit 1; }
+    echo "${exp_dir}/${name} ${conf_dir}/${name}.yaml task.init=${exp_dir}/direct_pretrain"
+  done > "${list}"
+  train_array direct "${list}"
 }
 
 stage_paft() {
@@ -250,9 +258,10 @@ stage_scoring() {
     local name=$1
     shift
     log "  SDR of ${name}; logs: ${scores}/sdr/log/${name}.*.log"
+    # shellcheck disable=SC2086
     ${decode_cmd} JOB=1:"${nj}" "${scores}/sdr/log/${name}.JOB.log" \
       inmsrl sdr --dump "${dump_dir}/${test_set}" --out "${scores}/sdr" --name "${name}" \
-        --part JOB --num-parts "${nj}" "$@"
+        --part JOB --num-parts "${nj}" "$@" ${sdr_opts}
   }
   for name in "${models[@]}"; do
     case "${name}" in

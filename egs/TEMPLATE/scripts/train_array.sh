@@ -5,7 +5,7 @@
 # runs `inmsrl train` into <exp-dir> with the command line's overrides first and the line's after them
 # (so a line's seed=2 beats a common seed=0). The stages call it as ${cuda_cmd} JOB=1:N ... so that
 # every backend (run.pl, queue.pl, slurm.pl) runs the list as one array: the separators of stage 3,
-# the PAFT runs of stage 7. A finished experiment is skipped and a killed one resumes, as always.
+# the extractors of stage 4, the Direct variants of stage 6, the PAFT runs of stage 7. A finished experiment is skipped and a killed one resumes, as always.
 set -euo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: $0 <trainings.list> <task-id> <ngpu> [key=value ...]" >&2
