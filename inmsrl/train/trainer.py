@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from inmsrl.models.pretrained import standalone_metadata
 from inmsrl.train import distributed
 from inmsrl.train.checkpoint import (
     atomic_save,
@@ -224,7 +225,7 @@ class Trainer:
                 reason = self._loop(task, model, wrapped, trainable, optimizer, stopping, state)
                 task.on_train_end(model)
                 if self.is_main:
-                    self._finish(stopping, state, reason)
+                    self._finish(model, stopping, state, reason)
                 distributed.barrier()  # no rank leaves the group before the run's outputs are written
             finally:
                 for writer in (self.writer, self.step_writer):
@@ -500,11 +501,13 @@ class Trainer:
             self.writer.add_scalar("epoch_seconds", seconds, epoch)
             self.writer.flush()
 
-    def _finish(self, stopping: EarlyStopping, state: _State, reason: str) -> None:
-        best = load_checkpoint(self.exp.best)
-        atomic_save(best, self.exp.final)
+    def _finish(self, model: nn.Module, stopping: EarlyStopping, state: _State, reason: str) -> None:
         summary = {"epochs": state.epoch, "best_epoch": stopping.best_epoch,
                    "best_valid_loss": stopping.best, "stop_reason": reason, "global_step": state.global_step}
+        best = load_checkpoint(self.exp.best)
+        # What the model needs to load without the training data (sources, audio settings, code version).
+        best["standalone"] = {**standalone_metadata(model, self.config.get("model")), "training": summary}
+        atomic_save(best, self.exp.final)
         atomic_write_text(json.dumps(summary) + "\n", self.exp.done)
         self.log.info("finished after %d epochs (%s): best validation loss %.6g at epoch %d -> %s",
                       state.epoch, reason.replace("_", " "), stopping.best, stopping.best_epoch,
