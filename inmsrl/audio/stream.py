@@ -84,8 +84,8 @@ def _ffprobe(path: Path) -> tuple[int, int]:
 def _ffmpeg_blocks(path: Path, block_frames: int) -> tuple[int, Iterator[np.ndarray]]:
     """(sample rate, blocks of (frames, channels)) read from an ffmpeg pipe as float32."""
     rate, channels = _ffprobe(path)
-    command = [shutil.which("ffmpeg") or "ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
-               "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    command = [shutil.which("ffmpeg") or "ffmpeg", "-nostdin", "-v", "error", "-i", str(path),
+               "-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "-"]
 
     def blocks() -> Iterator[np.ndarray]:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -99,7 +99,8 @@ def _ffmpeg_blocks(path: Path, block_frames: int) -> tuple[int, Iterator[np.ndar
                 yield np.frombuffer(data[:usable], dtype="<f4").reshape(-1, channels)
             error = process.stderr.read().decode(errors="replace").strip()
             if process.wait() != 0:
-                raise AudioReadError(f"cannot decode {path}: ffmpeg: {error.splitlines()[-1] if error else 'failed'}")
+                reason = error.splitlines()[-1] if error else "failed"
+                raise AudioReadError(f"cannot decode {path}: ffmpeg: {reason}")
         finally:
             if process.poll() is None:
                 process.kill()
@@ -150,12 +151,16 @@ class StreamResampler:
         self.buffer = np.zeros(self.context, dtype=np.float32)  # past context (zeros = the file's padding)
         self.samples_in = 0
         self.samples_out = 0
+        self._transform = None
 
     def _resample(self, audio: np.ndarray) -> np.ndarray:
         import torch
-        import torchaudio.functional as AF
+        import torchaudio
 
-        return AF.resample(torch.from_numpy(audio), self.orig, self.new).numpy()
+        if self._transform is None:  # the transform computes its sinc kernel once, not per block
+            self._transform = torchaudio.transforms.Resample(self.orig, self.new)
+        with torch.inference_mode():
+            return self._transform(torch.from_numpy(audio)).numpy()
 
     def push(self, block: np.ndarray, final: bool = False) -> np.ndarray:
         """Resampled output for ``block``, as far as enough future context is known (all on ``final``)."""
@@ -177,7 +182,8 @@ class StreamResampler:
         skip = self.context // self.in_period * self.out_period
         count = phases * self.out_period
         if final:  # the whole file's output length, ceil(new × input / orig) in float32 as torchaudio has it
-            count = math.ceil(np.float32(self.out_period * self.samples_in / self.in_period)) - self.samples_out
+            whole = math.ceil(np.float32(self.out_period * self.samples_in / self.in_period))
+            count = whole - self.samples_out
         self.samples_out += count
         self.buffer = self.buffer[phases * self.in_period:]
         return out[skip: skip + count]
@@ -269,7 +275,7 @@ def find_audio_files(paths: list[str | Path]) -> list[tuple[str, Path]]:
             raise FileNotFoundError(f"{given}: no such file or folder")
         for track_id, path in entries:
             if track_id in found and found[track_id].resolve() != path.resolve():
-                raise ValueError(f"two files would get the track id {track_id!r}: {found[track_id]} and {path} "
-                                 f"(give their common folder instead)")
+                raise ValueError(f"two files would get the track id {track_id!r}: {found[track_id]} and "
+                                 f"{path} (give their common folder instead)")
             found[track_id] = path
     return sorted(found.items())

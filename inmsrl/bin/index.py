@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     root = Path(args.index)
     if not args.embeddings and not args.remove and not args.hnsw:
-        print("inmsrl index: nothing to do: give embedding files to add, --remove IDs or --hnsw", file=sys.stderr)
+        print("inmsrl index: nothing to do: give embedding files to add, --remove IDs or --hnsw",
+              file=sys.stderr)
         return 2
     try:
         tracks = [TrackEmbedding.load(path) for path in find_embedding_files(args.embeddings)]

@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print("rank\ttrack\tdistance\tquery_time\tmatch_time\t" + "\t".join(f"d_{s}" for s in index.sources))
     for hit in hits:
-        per_source = "\t".join(f"{hit.per_source[s]:.4f}" if s in hit.per_source else "" for s in index.sources)
+        per_source = "\t".join(f"{hit.per_source[s]:.4f}" if s in hit.per_source else ""
+                               for s in index.sources)
         print(f"{hit.rank}\t{hit.track_id}\t{hit.distance:.4f}\t{hit.query_time:.2f}\t{hit.match_time:.2f}\t"
               f"{per_source}")
     return 0

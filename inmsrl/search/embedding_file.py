@@ -62,8 +62,9 @@ class TrackEmbedding:
         self.starts = np.asarray(self.starts, dtype=np.float64)
         if self.vectors.ndim != 3 or self.vectors.shape[1] != len(self.sources) or \
                 len(self.starts) != len(self.vectors) or not len(self.vectors):
-            raise EmbeddingFileError(f"track {self.track_id!r}: vectors must be (windows ≥ 1, {len(self.sources)} "
-                                     f"sources, dim) with one start per window, got {self.vectors.shape} "
+            raise EmbeddingFileError(f"track {self.track_id!r}: vectors must be (windows ≥ 1, "
+                                     f"{len(self.sources)} sources, dim) with one start per window, got "
+                                     f"{self.vectors.shape} "
                                      f"and {self.starts.shape}")
 
     @property

@@ -253,7 +253,8 @@ class Index:
         try:
             manifest = json.loads((root / MANIFEST).read_text())
         except FileNotFoundError as err:
-            raise SearchIndexError(f"{root} is not an index (no {MANIFEST}); build one with inmsrl index") from err
+            raise SearchIndexError(f"{root} is not an index (no {MANIFEST}); build one with inmsrl index"
+                                   ) from err
         except json.JSONDecodeError as err:
             raise SearchIndexError(f"{root / MANIFEST} is damaged: {err}") from err
         if manifest.get("format") != FORMAT or manifest.get("format_version", 0) > FORMAT_VERSION:
@@ -262,8 +263,8 @@ class Index:
         starts = np.load(root / manifest["arrays"]["starts"], allow_pickle=False)
         tracks, first = [], 0
         for item in manifest["tracks"]:
-            tracks.append(TrackEntry(item["id"], item["path"], float(item["duration"]), first, int(item["count"]),
-                                     item.get("fingerprint", "")))
+            tracks.append(TrackEntry(item["id"], item["path"], float(item["duration"]), first,
+                                     int(item["count"]), item.get("fingerprint", "")))
             first += int(item["count"])
         if first != len(vectors) or len(starts) != len(vectors):
             raise SearchIndexError(f"{root}: the manifest's tracks hold {first} windows, the arrays "

@@ -85,8 +85,11 @@ function show(hits, querySrc) {
       .map(([s, d]) => s + " " + d.toFixed(2)).join(", ");
     row.insertCell().textContent = clock(hit.query_time);
     row.insertCell().textContent = clock(hit.match_time);
-    row.insertCell().appendChild(player(querySrc, hit.query_time)).className = "query-audio";
-    row.insertCell().appendChild(player("/audio/" + hit.number, hit.match_time)).className = "match-audio";
+    const queryCell = row.insertCell(), matchCell = row.insertCell();
+    queryCell.className = "query-audio";
+    queryCell.appendChild(player(querySrc, hit.query_time));
+    matchCell.className = "match-audio";
+    matchCell.appendChild(player("/audio/" + hit.number, hit.match_time));
   }
   $("results").hidden = hits.length === 0;
   status(hits.length + " hits");

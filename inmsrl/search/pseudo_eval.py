@@ -39,10 +39,12 @@ def pseudo_piece_rates(embedder: Embedder, dump: Dump, instruments: Sequence[str
     """``rates[target][weighted] = {"shares_target", "shares_rest", "queries"}`` and the chance rate."""
     unknown = [name for name in instruments if name not in embedder.sources or name not in dump.sources]
     if unknown or len(instruments) < 2:
-        raise PseudoEvalError(f"need two or more instruments that both the model ({', '.join(embedder.sources)}) "
-                              f"and {dump.root} ({', '.join(dump.sources)}) have; got {', '.join(instruments)}")
+        raise PseudoEvalError(f"need two or more instruments that both the model "
+                              f"({', '.join(embedder.sources)}) and {dump.root} ({', '.join(dump.sources)}) "
+                              f"have; got {', '.join(instruments)}")
     if dump.sample_rate != embedder.sample_rate:
-        raise PseudoEvalError(f"{dump.root} is at {dump.sample_rate} Hz, the model takes {embedder.sample_rate} Hz")
+        raise PseudoEvalError(f"{dump.root} is at {dump.sample_rate} Hz, the model takes "
+                              f"{embedder.sample_rate} Hz")
     index = index or index_dump(embedder, dump)
     table = ensure_segment_tables(dump, [embedder.window])[embedder.window]
     rng = np.random.default_rng(seed)

@@ -99,7 +99,8 @@ def make_handler(service: SearchService) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
             pass  # quiet: the page polls nothing, and errors are answered to the page
 
-        def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        def _send(self, status: int, body: bytes, content_type: str,
+                  extra: dict[str, str] | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -162,7 +163,8 @@ def make_handler(service: SearchService) -> type[BaseHTTPRequestHandler]:
                         self._error(404, "not found")
                     else:
                         data, content_type = found
-                        self._ranged(len(data), lambda start, length: data[start:start + length], content_type)
+                        self._ranged(len(data), lambda start, length: data[start:start + length],
+                                     content_type)
                 elif url.path.startswith("/audio/"):
                     found = service.audio(url.path.removeprefix("/audio/"))
                     if found is None:
@@ -187,7 +189,8 @@ def make_handler(service: SearchService) -> type[BaseHTTPRequestHandler]:
                 return
             if length > service.max_upload:
                 self.close_connection = True  # the body is not read
-                self._error(413, f"the file is {length} bytes; this server takes at most {service.max_upload}")
+                self._error(413, f"the file is {length} bytes; this server takes at most "
+                                 f"{service.max_upload}")
                 return
             if length <= 0:
                 self._error(400, "the upload is empty")
