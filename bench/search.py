@@ -73,7 +73,7 @@ def search_speed(windows: int, queries: int, candidates: int, approximate: bool)
     build = time.perf_counter() - build
     rng = np.random.default_rng(1)
     picks = rng.integers(index.num_windows, size=queries)
-    probes = [TrackEmbedding("q", SOURCES, np.asarray(index.vectors[i:i + 1])
+    probes = [TrackEmbedding("q", SOURCES, np.asarray(index.vectors[:, i:i + 1]).transpose(1, 0, 2)
                              + 0.3 * rng.standard_normal((1, len(SOURCES), DIM), dtype=np.float32),
                              [0.0], 10.0)
               for i in picks]

@@ -28,7 +28,8 @@ def test_a_finished_training_records_what_the_model_needs_to_stand_alone(search_
     assert meta["sources"] == list(SOURCES)
     assert (meta["sample_rate"], meta["n_fft"], meta["hop_length"]) == (SR, 256, 128)
     assert meta["inmsrl_version"] == __version__ and meta["git_revision"] == git_revision()
-    assert meta["training"]["epochs"] >= 1 and "best_valid_loss" in meta["training"]
+    training = load_pretrained(exp).card.training
+    assert training == {"epoch": stored["epoch"], "valid_loss": stored["valid_loss"]}
     # Loaded from the checkpoint alone, it is the model the training tasks load with the dump's sources.
     alone = load_pretrained(exp).model
     with_dump = load_trained(exp, SOURCES).eval()

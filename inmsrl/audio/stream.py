@@ -279,3 +279,19 @@ def find_audio_files(paths: list[str | Path]) -> list[tuple[str, Path]]:
                                  f"{path} (give their common folder instead)")
             found[track_id] = path
     return sorted(found.items())
+
+
+def read_scp(path: str | Path) -> list[tuple[str, Path]]:
+    """``(track id, file)`` of a Kaldi-style list (``<id> <path>`` per line, like a data directory's
+    ``mix.scp``); relative paths are taken from the current directory, as the recipes write them."""
+    entries: dict[str, Path] = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split(maxsplit=1)
+        if len(fields) != 2:
+            raise ValueError(f"{path}:{number}: expected '<id> <path>', got {line!r}")
+        if fields[0] in entries:
+            raise ValueError(f"{path}:{number}: track id {fields[0]!r} appears twice")
+        entries[fields[0]] = Path(fields[1].strip())
+    return sorted(entries.items())

@@ -1,6 +1,7 @@
 """Embed audio files with a trained model: per-window vectors per instrument, and a pooled track vector.
 
-PATHs are files or folders (searched recursively for audio files). Every format soundfile reads
+PATHs are files or folders (searched recursively for audio files), or ``--scp`` lists them with their
+track ids, Kaldi style (a data directory's ``mix.scp``). Every format soundfile reads
 (wav, flac, ogg, ...) or ffmpeg decodes (mp3, m4a, aac, opus, ...) works, at any sample rate and channel
 count: the audio is mixed down to mono and resampled to the model's rate while it streams, so long
 files need little memory. Each track gets ``OUT/<id>.npz`` (the id is the file's path below the folder
@@ -19,7 +20,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files and folders")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="audio files and folders")
+    parser.add_argument("--scp", help="or a list of '<id> <path>' lines (a data directory's mix.scp)")
     parser.add_argument("--model", required=True, help="packed model file, final.pt or experiment directory")
     parser.add_argument("-o", "--out", required=True, help="folder of the embedding files")
     parser.add_argument("--window", type=float, default=10.0, help="window length in seconds [%(default)s]")
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from inmsrl.audio.io import AudioReadError
-    from inmsrl.audio.stream import find_audio_files
+    from inmsrl.audio.stream import find_audio_files, read_scp
     from inmsrl.models.pretrained import ModelFileError
     from inmsrl.search.embedder import Embedder
     from inmsrl.search.embedding_file import audio_fingerprint, output_path
@@ -54,11 +56,15 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.part <= args.num_parts:
         print(f"inmsrl embed-files: --part must be in 1..{args.num_parts}, got {args.part}", file=sys.stderr)
         return 2
+    if bool(args.paths) == bool(args.scp):
+        print("inmsrl embed-files: give audio files/folders or --scp LIST (one of them)", file=sys.stderr)
+        return 2
     try:
-        files = find_audio_files(args.paths)[args.part - 1::args.num_parts]
+        listed = read_scp(args.scp) if args.scp else find_audio_files(args.paths)
+        files = listed[args.part - 1::args.num_parts]
         embedder = Embedder.from_pretrained(args.model, device=args.device, batch_size=args.batch_size,
                                             window=args.window, hop=args.hop)
-    except (ModelFileError, FileNotFoundError, ValueError) as err:
+    except (ModelFileError, OSError, ValueError) as err:
         print(f"inmsrl embed-files: {err}", file=sys.stderr)
         return 1
     done = kept = 0

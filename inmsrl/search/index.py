@@ -7,7 +7,9 @@ best-matching pair (query window, track window), which is reported with each hit
 in both pieces the instruments sound alike.
 
 **Exact search** (the default) computes every distance with matrix products (``‖q‖² + ‖x‖² − 2 q·x``
-per instrument), in chunks of windows so memory stays bounded, for any weights at query time.
+per instrument), in chunks of windows so memory stays bounded, for any weights at query time. The
+vectors are stored instrument-major, ``(instruments, windows, dim)``, so each instrument's are one
+contiguous matrix (one BLAS call, and only the weighted instruments are read).
 
 **Approximate search** (for large catalogues) asks one HNSW graph per weighted instrument (faiss) for
 each query window's nearest windows, and ranks the union of these candidates exactly. Its recall
@@ -104,7 +106,7 @@ def parse_weights(text: str | Mapping[str, float] | None, sources: Sequence[str]
     for name, value in pairs:
         if name not in sources:
             raise SearchIndexError(f"unknown instrument {name!r} in the weights (the index has "
-                              f"{', '.join(sources)})")
+                                   f"{', '.join(sources)})")
         if not np.isfinite(value) or value < 0:
             raise SearchIndexError(f"weight of {name} must be a finite number ≥ 0, got {value}")
         weights[name] = float(value)
@@ -119,12 +121,13 @@ class Index:
     def __init__(self, sources: Sequence[str], vectors: np.ndarray, starts: np.ndarray,
                  tracks: Sequence[TrackEntry], model: Mapping[str, Any], root: Path | None = None):
         self.sources = tuple(sources)
-        self.vectors, self.starts = vectors, starts
+        self.vectors, self.starts = vectors, starts  # (sources, windows, dim), (windows,)
         self.tracks = list(tracks)
         self.model = dict(model)
         self.root = root
         self._by_id = {t.track_id: i for i, t in enumerate(self.tracks)}
         self._window_track: np.ndarray | None = None
+        self._norms: dict[int, np.ndarray] = {}  # squared norms of one source's vectors, (windows,)
         self._hnsw: dict[str, Any] = {}
         self._graph_files: dict[str, Path] = {}  # stored HNSW graphs of an opened index
 
@@ -133,7 +136,8 @@ class Index:
     def empty_like(cls, track: TrackEmbedding) -> Index:
         """An empty index for tracks embedded like ``track`` (same instruments, model and windowing)."""
         model = {k: v for k, v in track.meta.items() if k != "fingerprint"}
-        return cls(track.sources, np.zeros((0, *track.vectors.shape[1:]), np.float32), np.zeros(0), [], model)
+        sources, dim = track.vectors.shape[1:]
+        return cls(track.sources, np.zeros((sources, 0, dim), np.float32), np.zeros(0), [], model)
 
     @classmethod
     def build(cls, embeddings: Iterable[TrackEmbedding | str | Path]) -> Index:
@@ -153,13 +157,13 @@ class Index:
     def _check(self, track: TrackEmbedding, where: str) -> None:
         if track.sources != self.sources or track.vectors.shape[-1] != self.vectors.shape[-1]:
             raise SearchIndexError(f"{where}: embeds {', '.join(track.sources)} in {track.vectors.shape[-1]} "
-                              f"dimensions; the index holds {', '.join(self.sources)} in "
-                              f"{self.vectors.shape[-1]}")
+                                   f"dimensions; the index holds {', '.join(self.sources)} in "
+                                   f"{self.vectors.shape[-1]}")
         for key in COMPATIBLE_KEYS:
             if key in self.model and track.meta.get(key) != self.model[key]:
                 raise SearchIndexError(f"{where}: its {key} is {track.meta.get(key)!r}, the index's is "
-                                  f"{self.model[key]!r}: vectors of another model or windowing cannot "
-                                  f"be compared (embed it again with the index's model and settings)")
+                                       f"{self.model[key]!r}: vectors of another model or windowing cannot "
+                                       f"be compared (embed it again with the index's model and settings)")
 
     def add(self, tracks: Iterable[TrackEmbedding]) -> tuple[int, int, int]:
         """Add tracks, replacing those of the same id whose embeddings changed.
@@ -179,13 +183,14 @@ class Index:
         if not new:
             return 0, 0, unchanged
         self.remove(replaced)
-        offset = len(self.vectors)
+        offset = self.num_windows
         entries = []
         for track in new:
             entries.append(TrackEntry(track.track_id, track.path, track.duration, offset, len(track.vectors),
                                       str(track.meta.get("fingerprint", ""))))
             offset += len(track.vectors)
-        self._set(np.concatenate([np.asarray(self.vectors), *(t.vectors for t in new)]),
+        added = [t.vectors.transpose(1, 0, 2) for t in new]  # to (sources, windows, dim)
+        self._set(np.concatenate([np.asarray(self.vectors), *added], axis=1),
                   np.concatenate([np.asarray(self.starts), *(t.starts for t in new)]), self.tracks + entries)
         return len(new) - len(replaced), len(replaced), unchanged
 
@@ -197,7 +202,7 @@ class Index:
         unknown = sorted(ids - set(self._by_id))
         if unknown:
             raise SearchIndexError(f"not in the index: {', '.join(unknown)}")
-        keep = np.ones(len(self.vectors), bool)
+        keep = np.ones(self.num_windows, bool)
         entries, offset = [], 0
         for track in self.tracks:
             if track.track_id in ids:
@@ -206,14 +211,14 @@ class Index:
                 entries.append(TrackEntry(track.track_id, track.path, track.duration, offset, track.count,
                                           track.fingerprint))
                 offset += track.count
-        self._set(np.asarray(self.vectors)[keep], np.asarray(self.starts)[keep], entries)
+        self._set(np.asarray(self.vectors)[:, keep], np.asarray(self.starts)[keep], entries)
         return len(ids)
 
     def _set(self, vectors: np.ndarray, starts: np.ndarray, tracks: list[TrackEntry]) -> None:
         self.vectors, self.starts, self.tracks = vectors, starts, tracks
         self._by_id = {t.track_id: i for i, t in enumerate(tracks)}
         self._window_track = None
-        self._hnsw, self._graph_files = {}, {}
+        self._norms, self._hnsw, self._graph_files = {}, {}, {}
 
     # ---------------------------------------------------------------------------------- storage
     def save(self, root: str | Path, hnsw: bool = False) -> None:
@@ -266,9 +271,10 @@ class Index:
             tracks.append(TrackEntry(item["id"], item["path"], float(item["duration"]), first,
                                      int(item["count"]), item.get("fingerprint", "")))
             first += int(item["count"])
-        if first != len(vectors) or len(starts) != len(vectors):
+        if vectors.ndim != 3 or first != vectors.shape[1] or len(starts) != first:
             raise SearchIndexError(f"{root}: the manifest's tracks hold {first} windows, the arrays "
-                              f"{len(vectors)}: the index is damaged; build it again")
+                                   f"{vectors.shape} and {starts.shape}: the index is damaged; build it "
+                                   f"again")
         index = cls(manifest["sources"], vectors, starts, tracks, manifest.get("model", {}), root)
         index._graph_files = {name: root / file for name, file in manifest.get("hnsw", {}).items()}
         return index
@@ -279,7 +285,7 @@ class Index:
 
     @property
     def num_windows(self) -> int:
-        return len(self.vectors)
+        return self.vectors.shape[1]
 
     def track(self, track_id: str) -> TrackEntry:
         if track_id not in self._by_id:
@@ -290,7 +296,8 @@ class Index:
         """An indexed track's embeddings (to query with it)."""
         entry = self.track(track_id)
         rows = slice(entry.first, entry.first + entry.count)
-        return TrackEmbedding(entry.track_id, self.sources, np.array(self.vectors[rows]),
+        vectors = np.array(self.vectors[:, rows]).transpose(1, 0, 2)
+        return TrackEmbedding(entry.track_id, self.sources, vectors,
                               np.array(self.starts[rows]), entry.duration, entry.path, dict(self.model))
 
     @property
@@ -300,19 +307,34 @@ class Index:
             self._window_track = np.repeat(np.arange(len(self.tracks)), [t.count for t in self.tracks])
         return self._window_track
 
+    def _norms_of(self, s: int) -> np.ndarray:
+        """Squared norms of source ``s``'s window vectors (computed once, on first use)."""
+        if s not in self._norms:
+            vectors = self.vectors[s]
+            chunks = [vectors[b:b + CHUNK_WINDOWS] for b in range(0, self.num_windows, CHUNK_WINDOWS)]
+            self._norms[s] = np.concatenate([np.einsum("wd,wd->w", c, c) for c in chunks] or [np.zeros(0)])
+        return self._norms[s]
+
     def _distances(self, query: np.ndarray, rows: np.ndarray | slice, weights: np.ndarray,
                    dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
         """For catalogue windows ``rows``: the best weighted distance over the query windows and which
         query window gives it."""
-        block = np.asarray(self.vectors[rows], dtype=dtype)
         query = query.astype(dtype, copy=False)
-        total = np.zeros((len(query), len(block)), dtype)
+        total = None
         for s in np.flatnonzero(weights):
-            q, x = query[:, s], block[:, s]
-            squared = (q * q).sum(-1)[:, None] + (x * x).sum(-1)[None, :] - 2.0 * (q @ x.T)
-            total += dtype(weights[s]) * np.sqrt(np.maximum(squared, 0.0))
+            q, x = query[:, s], np.asarray(self.vectors[s][rows], dtype=dtype)
+            norms = self._norms_of(s)[rows] if dtype == np.float32 else np.einsum("wd,wd->w", x, x)
+            squared = (q * q).sum(-1)[:, None] + norms[None, :] - 2.0 * (q @ x.T)
+            term = dtype(weights[s]) * np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
+            total = term if total is None else total + term
         best_query = total.argmin(axis=0)
-        return total[best_query, np.arange(len(block))], best_query
+        return total[best_query, np.arange(total.shape[1])], best_query
+
+    def _track_minima(self, rows: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tracks, each one's smallest distance) for window distances ``best`` of ascending ``rows``."""
+        tracks = self.window_track[rows]
+        starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
+        return tracks[starts], np.minimum.reduceat(best, starts)
 
     def _best_tracks(self, rows: np.ndarray, best: np.ndarray, count: int, excluded: set[int]
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -359,7 +381,14 @@ class Index:
             rows = np.arange(self.num_windows)
             best = np.concatenate([self._distances(vectors, slice(b, b + CHUNK_WINDOWS), w)[0]
                                    for b in range(0, self.num_windows, CHUNK_WINDOWS)])
-        shortlist, _ = self._best_tracks(rows, best, 2 * k + 10, excluded)
+        if not len(rows):
+            return []
+        tracks, minima = self._track_minima(rows, best)
+        keep = ~np.isin(tracks, list(excluded))
+        tracks, minima = tracks[keep], minima[keep]
+        count = min(2 * k + 10, len(tracks))
+        shortlist = tracks[np.argpartition(minima, count - 1)[:count]] if count else tracks
+        shortlist.sort()
         rows = np.concatenate([np.arange(self.tracks[t].first, self.tracks[t].first + self.tracks[t].count)
                                for t in shortlist]) if len(shortlist) else np.zeros(0, np.int64)
         best, which = self._distances(vectors, rows, w, np.float64)
@@ -368,7 +397,8 @@ class Index:
         for rank, (track, position) in enumerate(zip(tracks, top, strict=True), start=1):
             window, q = int(rows[position]), int(which[position])
             entry = self.tracks[track]
-            diff = np.linalg.norm(vectors[q].astype(np.float64) - np.asarray(self.vectors[window]), axis=-1)
+            diff = np.linalg.norm(vectors[q].astype(np.float64) - np.asarray(self.vectors[:, window]),
+                                  axis=-1)
             hits.append(Hit(rank, entry.track_id, entry.path, float(best[position]),
                             float(query.starts[q]), float(self.starts[window]),
                             {name: float(diff[s]) for s, name in enumerate(self.sources) if w[s] > 0}))
@@ -388,7 +418,7 @@ class Index:
                 graph = faiss.IndexHNSWFlat(self.vectors.shape[-1], HNSW_NEIGHBOURS)
                 graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
                 for begin in range(0, self.num_windows, CHUNK_WINDOWS):
-                    graph.add(np.ascontiguousarray(self.vectors[begin:begin + CHUNK_WINDOWS, s], np.float32))
+                    graph.add(np.ascontiguousarray(self.vectors[s, begin:begin + CHUNK_WINDOWS], np.float32))
             self._hnsw[source] = graph
         return self._hnsw[source]
 

@@ -36,7 +36,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from inmsrl.models.pretrained import standalone_metadata
 from inmsrl.train import distributed
 from inmsrl.train.checkpoint import (
     atomic_save,
@@ -502,12 +501,14 @@ class Trainer:
             self.writer.flush()
 
     def _finish(self, model: nn.Module, stopping: EarlyStopping, state: _State, reason: str) -> None:
-        summary = {"epochs": state.epoch, "best_epoch": stopping.best_epoch,
-                   "best_valid_loss": stopping.best, "stop_reason": reason, "global_step": state.global_step}
+        from inmsrl.models.pretrained import standalone_metadata  # the models, only once there is one
+
         best = load_checkpoint(self.exp.best)
         # What the model needs to load without the training data (sources, audio settings, code version).
-        best["standalone"] = {**standalone_metadata(model, self.config.get("model")), "training": summary}
+        best["standalone"] = standalone_metadata(model, self.config.get("model"))
         atomic_save(best, self.exp.final)
+        summary = {"epochs": state.epoch, "best_epoch": stopping.best_epoch,
+                   "best_valid_loss": stopping.best, "stop_reason": reason, "global_step": state.global_step}
         atomic_write_text(json.dumps(summary) + "\n", self.exp.done)
         self.log.info("finished after %d epochs (%s): best validation loss %.6g at epoch %d -> %s",
                       state.epoch, reason.replace("_", " "), stopping.best, stopping.best_epoch,
