@@ -140,3 +140,16 @@ def test_the_python_api_mirrors_the_cli(packed, tmp_path):
     shutil.rmtree(tmp_path / "idx", ignore_errors=True)
     index.save(tmp_path / "idx")
     assert Index.open(tmp_path / "idx").search("song4", k=1)[0].track_id == "song4"
+
+
+def test_a_kaldi_style_list_names_the_tracks(packed, tmp_path, capsys):
+    for song_id in (1, 2):
+        (tmp_path / f"Track{song_id}").mkdir()
+        sf.write(tmp_path / f"Track{song_id}" / "mix.flac", song(4.0, song_id), SR)
+    (tmp_path / "mix.scp").write_text("".join(f"Track{i} {tmp_path}/Track{i}/mix.flac\n" for i in (1, 2)))
+    assert main(["embed-files", "--model", str(packed), "--scp", str(tmp_path / "mix.scp"),
+                 "-o", str(tmp_path / "emb")]) == 0
+    assert sorted(p.name for p in (tmp_path / "emb").iterdir()) == ["Track1.npz", "Track2.npz"]
+    (tmp_path / "bad.scp").write_text("Track1 a.flac\nTrack3\n")
+    assert main(["embed-files", "--model", str(packed), "--scp", str(tmp_path / "bad.scp"), "-o", "x"]) == 1
+    assert "bad.scp:2" in capsys.readouterr().err

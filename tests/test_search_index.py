@@ -71,7 +71,7 @@ def test_weights_choose_the_instrument_that_decides():
 
 
 def test_approximate_search_finds_the_exact_top_ten():
-    tracks = catalogue(3000, dim=16, seed=2)
+    tracks = catalogue(1500, dim=16, seed=2)
     index = Index.build(tracks)
     rng = np.random.default_rng(3)
     recalls = {}

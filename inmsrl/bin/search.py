@@ -13,6 +13,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from inmsrl.search.embedding_file import TrackEmbedding
+    from inmsrl.search.index import Index
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,13 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("json", "tsv"), default="tsv", help="[%(default)s]")
     parser.add_argument("--approximate", action="store_true", help="HNSW candidates, re-ranked exactly")
     parser.add_argument("--candidates", type=int, default=100,
-                        help="approximate: nearest windows per query window and instrument [%(default)s]")
+                        help="approximate: candidate windows and tracks per query window and "
+                             "instrument [%(default)s]")
     parser.add_argument("--exclude-query", action="store_true", help="leave the query track out of the hits")
     parser.add_argument("--model", help="model to embed a query file [the one the index records]")
     parser.add_argument("--device", default="auto", help="device to embed a query file on [%(default)s]")
 
 
-def resolve_query(index, query: str, model: str | None, device: str = "auto"):
+def resolve_query(index: Index, query: str, model: str | None, device: str = "auto") -> TrackEmbedding | str:
     """An indexed track id as it is; an audio file embedded with the index's model (or ``model``)."""
     from inmsrl.search.embedder import index_embedder
     from inmsrl.search.index import SearchIndexError

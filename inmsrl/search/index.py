@@ -11,9 +11,10 @@ per instrument), in chunks of windows so memory stays bounded, for any weights a
 vectors are stored instrument-major, ``(instruments, windows, dim)``, so each instrument's are one
 contiguous matrix (one BLAS call, and only the weighted instruments are read).
 
-**Approximate search** (for large catalogues) asks one HNSW graph per weighted instrument (faiss) for
-each query window's nearest windows, and ranks the union of these candidates exactly. Its recall
-against exact search is measured by ``tests/test_search_index.py`` and ``bench/search.py``.
+**Approximate search** (for large catalogues) asks HNSW graphs (faiss) of each weighted instrument for
+candidate tracks — those of the windows nearest to a query window, and those whose mean vector is
+nearest — and ranks all windows of the candidates exactly. Its recall against exact search is
+measured by ``tests/test_search_index.py`` and ``bench/search.py``.
 
 **Storage.** A directory: ``manifest.json`` (sources, model, tracks in the order of their windows, the
 array files) and ``.npy`` arrays of vectors and start times (memory-mapped when searched). An update
@@ -233,7 +234,7 @@ class Index:
         if hnsw:
             import faiss
 
-            for name in self.sources:
+            for name in (f"{level}-{source}" for level in ("windows", "tracks") for source in self.sources):
                 graphs[name] = f"hnsw-{name}-{tag}.faiss"
                 faiss.write_index(self._hnsw_of(name), str(root / graphs[name]))
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "sources": list(self.sources),
@@ -405,37 +406,52 @@ class Index:
         return hits
 
     # ----------------------------------------------------------------------------- approximate
-    def _hnsw_of(self, source: str) -> Any:
-        """The HNSW graph over one instrument's window vectors (read from the index, or built)."""
-        if source not in self._hnsw:
+    def _pooled(self, s: int) -> np.ndarray:
+        """Each track's mean vector of source ``s``, (tracks, dim)."""
+        firsts = np.array([t.first for t in self.tracks])
+        counts = np.array([t.count for t in self.tracks])[:, None]
+        sums = np.add.reduceat(np.asarray(self.vectors[s], dtype=np.float64), firsts)
+        return (sums / counts).astype(np.float32)
+
+    def _hnsw_of(self, name: str) -> Any:
+        """The HNSW graph ``windows-<source>`` (every window's vector) or ``tracks-<source>`` (each track's
+        mean), read from the index directory or built."""
+        if name not in self._hnsw:
             import faiss
 
-            graph_file = self._graph_files.get(source)
+            graph_file = self._graph_files.get(name)
             if graph_file is not None and graph_file.is_file():
                 graph = faiss.read_index(str(graph_file))
             else:
+                level, _, source = name.partition("-")
                 s = self.sources.index(source)
+                vectors = self.vectors[s] if level == "windows" else self._pooled(s)
                 graph = faiss.IndexHNSWFlat(self.vectors.shape[-1], HNSW_NEIGHBOURS)
                 graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-                for begin in range(0, self.num_windows, CHUNK_WINDOWS):
-                    graph.add(np.ascontiguousarray(self.vectors[s, begin:begin + CHUNK_WINDOWS], np.float32))
-            self._hnsw[source] = graph
-        return self._hnsw[source]
+                for begin in range(0, len(vectors), CHUNK_WINDOWS):
+                    graph.add(np.ascontiguousarray(vectors[begin:begin + CHUNK_WINDOWS], np.float32))
+            self._hnsw[name] = graph
+        return self._hnsw[name]
 
-    def _candidates(self, query: np.ndarray, w: np.ndarray, per_window: int) -> np.ndarray:
-        """Catalogue windows among the ``per_window`` nearest of some query window in some weighted
-        instrument (the set the exact distances are then computed on)."""
+    def _candidates(self, query: np.ndarray, w: np.ndarray, count: int) -> np.ndarray:
+        """The windows of the candidate tracks, ascending: for each weighted instrument, the tracks of
+        the ``count`` windows nearest to some query window, and the ``count`` tracks whose mean vector
+        is nearest. (Windows alone would not do: the nearest windows mostly come from a few tracks.)"""
         import faiss
 
-        found = []
+        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, count))
+        tracks = []
         for s in np.flatnonzero(w):
-            graph = self._hnsw_of(self.sources[s])
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, per_window))
-            _, ids = graph.search(np.ascontiguousarray(query[:, s]), min(per_window, self.num_windows),
-                                  params=params)
-            found.append(ids.ravel())
-        rows = np.unique(np.concatenate(found))
-        return rows[rows >= 0]
+            q = np.ascontiguousarray(query[:, s])
+            _, ids = self._hnsw_of(f"windows-{self.sources[s]}").search(q, min(count, self.num_windows),
+                                                                         params=params)
+            tracks.append(self.window_track[ids[ids >= 0]])
+            _, ids = self._hnsw_of(f"tracks-{self.sources[s]}").search(q, min(count, len(self.tracks)),
+                                                                        params=params)
+            tracks.append(ids[ids >= 0])
+        chosen = np.unique(np.concatenate(tracks))
+        return np.concatenate([np.arange(self.tracks[t].first, self.tracks[t].first + self.tracks[t].count)
+                               for t in chosen]) if len(chosen) else np.zeros(0, np.int64)
 
 
 def _fsync(path: Path) -> None:
