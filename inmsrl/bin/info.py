@@ -56,11 +56,11 @@ def _print_model(info: dict[str, Any], indent: str = "") -> None:
             print(f"{indent}{key}:")
             _print_model(value, indent + "  ")
         elif isinstance(value, list):
-            print(f"{indent}{key:16s}{' '.join(map(str, value))}")
+            print(f"{indent}{key:20s}{' '.join(map(str, value))}")
         elif isinstance(value, float):
-            print(f"{indent}{key:16s}{value:.4g}")
+            print(f"{indent}{key:20s}{value:.4g}")
         else:
-            print(f"{indent}{key:16s}{value if value != {} else '-'}")
+            print(f"{indent}{key:20s}{value if value != {} else '-'}")
 
 
 def run(args: argparse.Namespace) -> int:

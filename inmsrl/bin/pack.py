@@ -44,8 +44,7 @@ def _results_file(model: Path, given: str | None) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
+    from inmsrl.models.base import num_parameters
     from inmsrl.models.pretrained import ModelFileError, load_pretrained, pack
     from inmsrl.train.checkpoint import atomic_save
 
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     atomic_save(packed, args.out)
     size = Path(args.out).stat().st_size / 2**20
-    params = sum(t.numel() for t in packed["model"].values() if torch.is_floating_point(t))
+    params = num_parameters(pretrained.model)
     where = f"scores from {results}" if scores else "no scores (no RESULTS.json row for it)"
     print(f"{args.out}: {name}, {params:,} parameters, {size:.1f} MiB; {where}")
     return 0
