@@ -62,7 +62,7 @@ def make_dump(root: Path) -> Path:
     return root / "dump"
 
 
-def train_cascade(dump: Path, exp: Path, epochs: int = 3) -> Path:
+def train_cascade(dump: Path, exp: Path, epochs: int = 8) -> Path:
     """A Cascade trained end to end (triplet + separation loss) for a few seconds; returns ``exp``."""
     config = resolve_config({
         "task": {"name": "triplet", "train_dump": str(dump), "valid_dump": str(dump), "segment_seconds": 1,
