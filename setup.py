@@ -36,6 +36,7 @@ setup(
         "tqdm>=4.65",
         "tensorboard>=2.14",
         "pretty_midi>=0.2.10",
+        "faiss-cpu>=1.8",
     ],
     entry_points={"console_scripts": ["inmsrl=inmsrl.bin.main:main"]},
     classifiers=[

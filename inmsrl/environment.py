@@ -16,7 +16,7 @@ from pathlib import Path
 from inmsrl.version import __version__
 
 _PACKAGES = ("torch", "torchaudio", "numpy", "scipy", "soundfile", "museval", "scikit-learn",
-             "matplotlib", "pretty_midi", "tinysoundfont")
+             "matplotlib", "pretty_midi", "tinysoundfont", "faiss-cpu")
 
 
 def package_versions() -> dict[str, str]:

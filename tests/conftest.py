@@ -22,3 +22,14 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"reference data not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def search_corpus(tmp_path_factory) -> tuple[Path, Path]:
+    """(dump, experiment) of the tiny band-separated corpus and the Cascade trained on it (seconds),
+    shared by the tests of the search layer (see tests/search_fixtures.py)."""
+    from search_fixtures import make_dump, train_cascade
+
+    root = tmp_path_factory.mktemp("search_corpus")
+    dump = make_dump(root)
+    return dump, train_cascade(dump, root / "exp" / "cascade")

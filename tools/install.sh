@@ -16,21 +16,29 @@ force=false
 
 log() { echo "[tools/install.sh] $*" >&2; }
 
-# 1. System packages. museval reads audio through stempeg, which calls ffmpeg/ffprobe.
+# 1. System packages. museval reads audio through stempeg, which calls ffmpeg/ffprobe, and
+# `inmsrl embed-files` decodes mp3/m4a/aac/opus with them. The listening page's browser test drives
+# Debian's chromium (with its chromedriver); a machine without it still runs everything else.
 missing=()
 for tool in ffmpeg ffprobe; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+packages=()
+[ ${#missing[@]} -gt 0 ] && packages+=(ffmpeg)
+[ -x /usr/bin/chromium ] || packages+=(chromium chromium-driver)
+if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing system package ffmpeg (missing: ${missing[*]})"
+    log "installing system package(s) ${packages[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
-  else
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+  elif [ ${#missing[@]} -gt 0 ]; then
     log "ERROR: ${missing[*]} not found on PATH. museval needs them. Install the system package"
     log "       'ffmpeg' (Debian/Ubuntu: sudo apt-get install ffmpeg; conda: conda install ffmpeg)"
     log "       and run this script again."
     exit 1
+  else
+    log "WARNING: /usr/bin/chromium is missing: the listening page's browser test will fail."
+    log "         Install it as root: apt-get install chromium chromium-driver"
   fi
 fi
 
@@ -58,7 +66,7 @@ log "installing pinned requirements (torch is large: the first run takes a few m
 # pyaudio would have to compile against system PortAudio headers.
 "${pip[@]}" install -q --no-deps "tinysoundfont==0.3.7"
 "${pip[@]}" install -q --no-deps --no-build-isolation -e "$root"
-"$venv/bin/python" -c 'import torch, torchaudio, museval, soundfile, tinysoundfont, inmsrl' \
+"$venv/bin/python" -c 'import torch, torchaudio, museval, soundfile, tinysoundfont, faiss, inmsrl' \
   || { log "ERROR: the environment was built but does not import; see the messages above."; exit 1; }
 echo "$want" > "$stamp"
 log "environment ready: $venv ($("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'))"

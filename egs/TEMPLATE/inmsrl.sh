@@ -16,7 +16,7 @@ SECONDS=0
 
 # General options.
 stage=0              # first stage to run
-stop_stage=8         # last stage to run
+stop_stage=9         # last stage to run
 nj=4                 # parallel jobs for CPU work (data preparation, dumping, embedding)
 ngpu=0               # GPUs per training job (0: CPU)
 seed=0               # random seed of every stage
@@ -43,6 +43,8 @@ train_opts=          # stages 3-7: key=value overrides added to every training (
 score_models=        # stage 8: experiments to score [every finished one]
 score_opts=          # stage 8: options of inmsrl embed, e.g. "--vis-per-pair 3 --pseudo-targets 5"
 sdr_opts=            # stage 8: options of inmsrl sdr, e.g. "--tracks 8 --seconds 30" (museval is slow)
+search_model=cascade_ft   # stage 9: the model whose index of the test songs ends the run
+search_weights=piano=1    # stage 9: instrument weights of the example search
 
 help_message=$(cat <<HELP
 Usage: $0 [options]
@@ -58,6 +60,7 @@ Stages:
   6  Direct        Direct, Direct w/ DA, Direct-Reconst
   7  PAFT          perception-aware fine-tuning
   8  scoring       MES, SDR, ABX agreement, figures, RESULTS.md
+  9  search        index the test songs with --search-model, run one example search
 
 Options (default in brackets):
   --stage N          first stage [$stage]
@@ -81,6 +84,8 @@ Options (default in brackets):
   --score-models "M..."    experiments scored in stage 8 [every finished one]
   --score-opts STR         options of inmsrl embed in stage 8 [$score_opts]
   --sdr-opts STR           options of inmsrl sdr in stage 8 [$sdr_opts]
+  --search-model NAME      stage 9: experiment to pack and index the test songs with [$search_model]
+  --search-weights W       stage 9: weights of the example search [$search_weights]
   --train-set / --valid-set / --test-set NAME   [$train_set / $valid_set / $test_set]
   --config FILE      shell file of option assignments, read where it appears
   --help             this message
@@ -293,6 +298,25 @@ stage_scoring() {
   log "  wrote RESULTS.md, RESULTS.json and RESULTS_tsne.png in ${PWD}"
 }
 
+stage_search() {
+  # Pack the model, embed the test songs' mixtures with it, index them and search with the first one,
+  # so a run ends with a search a user can repeat (README: "Use a trained model on your own music").
+  local dir="${exp_dir}/search" model="${exp_dir}/${search_model}" query
+  [ -f "${model}/done" ] || { log "ERROR: ${model} has not finished: train it (or pick --search-model)"; exit 1; }
+  mkdir -p "${dir}"
+  inmsrl pack "${model}" -o "${dir}/${search_model}.inmsrl"
+  log "  embedding ${data_dir}/${test_set}/mix.scp; logs: ${dir}/log/embed.*.log"
+  ${decode_cmd} JOB=1:"${nj}" "${dir}/log/embed.JOB.log" \
+    inmsrl embed-files --model "${dir}/${search_model}.inmsrl" --scp "${data_dir}/${test_set}/mix.scp" \
+      -o "${dir}/embeddings" --part JOB --num-parts "${nj}" --device cpu
+  rm -rf "${dir}/index"  # built anew: the packed model may differ from the last run's
+  inmsrl index --index "${dir}/index" "${dir}/embeddings"
+  query=$(head -n 1 "${data_dir}/${test_set}/mix.scp" | cut -d' ' -f1)
+  log "  example: inmsrl search --index ${dir}/index --query ${query} --weights ${search_weights} -k 5"
+  inmsrl search --index "${dir}/index" --query "${query}" --weights "${search_weights}" -k 5
+  log "  listen: inmsrl serve --index ${dir}/index  (then open http://127.0.0.1:8000/)"
+}
+
 run_stage 0 "corpus" stage_corpus
 run_stage 1 "data preparation" stage_data
 run_stage 2 "dump, segments and ABX preparation" stage_dump
@@ -302,6 +326,7 @@ run_stage 5 "E2E-FT (Cascade-FT)" stage_e2e_ft
 run_stage 6 "Direct family" stage_direct
 run_stage 7 "PAFT" stage_paft
 run_stage 8 "scoring" stage_scoring
+run_stage 9 "search index and example search" stage_search
 
 log "Finished in ${SECONDS} s. Stages run: ${stages_run[*]:-none}."
 log "This command line is kept in ${exp_dir}/command_history.sh"

@@ -14,7 +14,7 @@ from inmsrl.version import __version__
 
 # name -> (module under inmsrl.bin, one-line help). New tools register here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "info": ("info", "print versions, git revision and compute devices"),
+    "info": ("info", "print versions, git revision and devices, or what a model file holds"),
     "dump": ("dump", "decode a data directory into a memory-mapped dump with segment tables"),
     "synth": ("synth", "generate a synthetic Slakh-format corpus (procedural songs, GM SoundFont)"),
     "prepare-slakh": ("prepare_slakh", "Slakh2100 (or synthetic) corpus -> submixes and data directories"),
@@ -27,6 +27,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sdr": ("sdr", "SDR per test track of a separating model or of the mixture (one share per job)"),
     "score": ("score", "MES-Normal/Pseudo, ABX agreement, SDR, t-SNE from the stored embeddings"),
     "report": ("report", "RESULTS.md/JSON and the t-SNE figure from the scores"),
+    "pack": ("pack", "pack a trained model into one file with its config, sources and scores"),
+    "embed-files": ("embed_files", "embed audio files (any format) with a trained model, per window"),
+    "index": ("index", "build or update a search index from embedding files"),
+    "search": ("search", "find the tracks whose instruments sound like a query's, by instrument weights"),
+    "search-eval": ("search_eval", "per-instrument search on pseudo pieces of a test dump: hit rates"),
+    "serve": ("serve", "the listening page of an index (localhost)"),
 }
 
 

@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
         table = ensure_segment_tables(dump, [args.segment_seconds])[args.segment_seconds]
         for exp_dir in args.models:
             model = load_trained(exp_dir, dump.sources)
-            if hasattr(model, "separator"):
-                results["sdr"][exp_dir] = sdr_scores(model.separator, dump)[0]
+            if model.separates:
+                results["sdr"][exp_dir] = sdr_scores(model, dump)[0]
             scores = mes_normal(embed_segments(model, dump, table))
             results["mes_normal"][exp_dir] = {name: score.accuracy for name, score in scores.items()}
             chance.update({name: score.chance for name, score in scores.items()})

@@ -85,6 +85,8 @@ class EmbeddingModel(nn.Module):
     embedding_dim: int
     # What ``embed`` takes: the mixture (batch, samples), or the clean stems (batch, sources, samples).
     takes_stems: bool = False
+    # Whether it has a separation part that estimates each source (separators, reconstruction decoders).
+    separates: bool = False
 
     def embed(self, x: torch.Tensor, sources: Sequence[str] | None = None) -> torch.Tensor:
         """Waveforms → ``(batch, len(sources), self.embedding_dim)``, ``sources`` being all embedded

@@ -98,6 +98,8 @@ class CascadeOutput(NamedTuple):
 class Cascade(EmbeddingModel):
     """Mixture ``(batch, samples)`` → separators → extractors → ``(batch, len(sources), embedding_dim)``."""
 
+    separates = True
+
     def __init__(self, all_sources: Sequence[str], sources: Sequence[str] | None = None,
                  separator_channels: Sequence[int] = PAPER_CHANNELS,
                  extractor_channels: Sequence[int] = PAPER_CHANNELS, dropout: float = DROPOUT,

@@ -117,6 +117,8 @@ class DirectReconst(Direct):
     ``strict=False`` (same encoder and head names).
     """
 
+    separates = True
+
     def __init__(self, sources: Sequence[str], channels: Sequence[int] | None = None,
                  embedding_dim: int = EMBEDDING_DIM, dropout: float = DROPOUT,
                  negative_slope: float = LEAKY_SLOPE, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,

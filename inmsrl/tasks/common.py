@@ -16,6 +16,7 @@ from inmsrl.data.dump import Dump
 from inmsrl.data.segments import SegmentTable, ensure_segment_tables
 from inmsrl.data.triplets import pcm_to_float
 from inmsrl.models.config import build_model
+from inmsrl.models.pretrained import ModelFileError, load_pretrained, read_model_file
 from inmsrl.models.separator import SourceSeparator
 from inmsrl.train.task import RunContext, Task, sharded_loader
 
@@ -115,19 +116,19 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def _final_checkpoint(exp_dir: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    final = Path(exp_dir) / "final.pt"
-    if not final.is_file():
-        raise TaskConfigError(f"{final} does not exist: the training in {exp_dir} has not finished")
-    return torch.load(final, map_location=map_location, weights_only=False)
+    try:
+        return read_model_file(Path(exp_dir), map_location)
+    except ModelFileError as err:
+        raise TaskConfigError(str(err)) from err
 
 
 def load_trained(exp_dir: str | Path, sources: Sequence[str],
                  map_location: str | torch.device = "cpu") -> nn.Module:
     """The model a finished training in ``exp_dir`` produced (its ``final.pt`` and model config)."""
-    checkpoint = _final_checkpoint(exp_dir, map_location)
-    model = build_model(checkpoint["config"]["model"], sources)
-    model.load_state_dict({k.removeprefix("module."): v for k, v in checkpoint["model"].items()})
-    return model
+    try:
+        return load_pretrained(Path(exp_dir), sources, map_location).model.train()
+    except ModelFileError as err:
+        raise TaskConfigError(str(err)) from err
 
 
 def trained_stamp(exp_dir: str | Path) -> str:

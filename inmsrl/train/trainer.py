@@ -228,7 +228,7 @@ class Trainer:
                 reason = self._loop(task, model, wrapped, trainable, optimizer, stopping, state)
                 task.on_train_end(model)
                 if self.is_main:
-                    self._finish(stopping, state, reason)
+                    self._finish(model, stopping, state, reason)
                 distributed.barrier()  # no rank leaves the group before the run's outputs are written
             finally:
                 for writer in (self.writer, self.step_writer):
@@ -504,7 +504,9 @@ class Trainer:
             self.writer.add_scalar("epoch_seconds", seconds, epoch)
             self.writer.flush()
 
-    def _finish(self, stopping: EarlyStopping, state: _State, reason: str) -> None:
+    def _finish(self, model: nn.Module, stopping: EarlyStopping, state: _State, reason: str) -> None:
+        from inmsrl.models.pretrained import standalone_metadata  # the models, only once there is one
+
         keep = self.settings["keep"]
         if keep == "best":
             final = load_checkpoint(self.exp.best)
@@ -512,6 +514,8 @@ class Trainer:
             last = load_checkpoint(self.exp.last)
             final = {"model": last["model"], "epoch": last["epoch"],
                      "valid_loss": state.history[-1]["valid"]["loss"], "config": self.config}
+        # What the model needs to load without the training data (sources, audio settings, code version).
+        final["standalone"] = standalone_metadata(model, self.config.get("model"))
         atomic_save(final, self.exp.final)
         summary = {"epochs": state.epoch, "best_epoch": stopping.best_epoch,
                    "best_valid_loss": stopping.best, "stop_reason": reason, "global_step": state.global_step,

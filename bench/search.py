@@ -1,0 +1,131 @@
+"""Benchmark: using a model on a music collection — embed-files speed, and search speed and recall.
+
+1. **embed-files throughput** in × real time: a Cascade(-FT) (paper size by default, untrained weights:
+   speed does not depend on them) embeds a stereo 48 kHz file through the whole path a user's file
+   takes (decode, mix-down, resampling to 44.1 kHz, 10 s windows every 5 s, batches).
+2. **Search** over random catalogues of 10k, 100k and 1M windows (4 instruments × 128 dimensions, 50
+   windows a track; windows scattered around a per-track centre, queries near a random window, so that
+   nearest neighbours mean something as they do with real embeddings): exact queries per second, and
+   approximate (HNSW candidates re-ranked exactly) queries per second with recall@10 against exact.
+   A query is one 10 s window (a clip); weights ``piano=1`` and ``piano=0.7,drums=0.3``.
+
+Run: ``tools/venv/bin/python bench/search.py [--device cuda] [--sizes 10000 100000 1000000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+SOURCES = ("drums", "bass", "piano", "guitar")
+DIM = 128
+TRACK_WINDOWS = 50
+
+
+def embed_speed(size: str, device: str, seconds: float, batch_size: int) -> dict[str, float]:
+    from inmsrl.models.config import build_model
+    from inmsrl.models.pretrained import standalone_metadata
+    from inmsrl.search.embedder import Embedder
+
+    config = {"type": "cascade", "target_sources": list(SOURCES)}
+    if size == "mini":
+        config.update(unet={"channels": [4, 8, 16, 32, 64, 128]}, mel_bands=128)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_model(config, [*SOURCES, "residuals"])
+        torch.save({"model": model.state_dict(), "config": {"model": config},
+                    "standalone": standalone_metadata(model, config)}, Path(tmp) / "final.pt")
+        audio = np.random.default_rng(0).uniform(-0.3, 0.3, (int(48000 * seconds), 2)).astype(np.float32)
+        sf.write(Path(tmp) / "song.wav", audio, 48000)
+        embedder = Embedder.from_pretrained(tmp, device=device, batch_size=batch_size)
+        embedder.embed_array(audio[: 48000 * 10].T, 48000)  # warm-up
+        start = time.perf_counter()
+        track = embedder.embed_file(Path(tmp) / "song.wav")
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+    return {"windows": len(track.vectors), "seconds": elapsed, "x_real_time": seconds / elapsed}
+
+
+def catalogue(windows: int, seed: int = 0):
+    from inmsrl.search.embedding_file import TrackEmbedding
+    from inmsrl.search.index import Index
+
+    rng = np.random.default_rng(seed)
+    tracks = []
+    for t in range(windows // TRACK_WINDOWS):
+        centre = rng.standard_normal((1, len(SOURCES), DIM), dtype=np.float32)
+        vectors = centre + 0.5 * rng.standard_normal((TRACK_WINDOWS, len(SOURCES), DIM), dtype=np.float32)
+        tracks.append(TrackEmbedding(f"t{t}", SOURCES, vectors, 5.0 * np.arange(TRACK_WINDOWS), 255.0))
+    return Index.build(tracks)
+
+
+def search_speed(windows: int, queries: int, candidates: int, approximate: bool) -> list[dict[str, float]]:
+    from inmsrl.search.embedding_file import TrackEmbedding
+
+    build = time.perf_counter()
+    index = catalogue(windows)
+    build = time.perf_counter() - build
+    rng = np.random.default_rng(1)
+    picks = rng.integers(index.num_windows, size=queries)
+    probes = [TrackEmbedding("q", SOURCES, np.asarray(index.vectors[:, i:i + 1]).transpose(1, 0, 2)
+                             + 0.3 * rng.standard_normal((1, len(SOURCES), DIM), dtype=np.float32),
+                             [0.0], 10.0)
+              for i in picks]
+    rows = []
+    for weights in ("piano=1", "piano=0.7,drums=0.3"):
+        start = time.perf_counter()
+        exact = [[h.track_id for h in index.search(q, weights, k=10)] for q in probes]
+        exact_qps = queries / (time.perf_counter() - start)
+        row = {"windows": windows, "weights": weights, "exact_qps": exact_qps, "build_s": build}
+        if approximate:
+            graphs = time.perf_counter()
+            index.search(probes[0], weights, k=10, approximate=True, candidates=candidates)  # builds graphs
+            row["hnsw_build_s"] = time.perf_counter() - graphs
+            start = time.perf_counter()
+            found = [[h.track_id for h in index.search(q, weights, k=10, approximate=True,
+                                                       candidates=candidates)] for q in probes]
+            row["approx_qps"] = queries / (time.perf_counter() - start)
+            row["recall@10"] = float(np.mean([len(set(a) & set(e)) / 10
+                                              for a, e in zip(found, exact, strict=True)]))
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", choices=("paper", "mini"), default="paper", help="Cascade size [paper]")
+    parser.add_argument("--audio-seconds", type=float, default=60.0, help="file length for embed-files [60]")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000],
+                        help="catalogue sizes in windows [10k 100k 1M]")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--candidates", type=int, default=100,
+                        help="approximate: candidate windows and tracks per query window and instrument")
+    parser.add_argument("--skip-embed", action="store_true")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    if not args.skip_embed:
+        result = embed_speed(args.size, args.device, args.audio_seconds, args.batch_size)
+        print(f"\nembed-files, {args.size} Cascade, {args.audio_seconds:g} s stereo 48 kHz file, "
+              f"10 s windows "
+              f"every 5 s ({result['windows']} windows), batch {args.batch_size}: {result['seconds']:.1f} s, "
+              f"{result['x_real_time']:.1f}× real time")
+    print(f"\n{'windows':>9} {'weights':<20} {'exact q/s':>10} {'approx q/s':>11} {'recall@10':>10} "
+          f"{'HNSW build s':>13}")
+    for size in args.sizes:
+        for row in search_speed(size, args.queries, args.candidates, approximate=True):
+            print(f"{row['windows']:>9} {row['weights']:<20} {row['exact_qps']:>10.1f} "
+                  f"{row['approx_qps']:>11.1f} "
+                  f"{row['recall@10']:>10.3f} {row['hnsw_build_s']:>13.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

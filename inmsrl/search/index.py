@@ -1,0 +1,460 @@
+"""An index of tracks' window embeddings and per-instrument search over it.
+
+**Metric.** A query and a catalogue window are compared instrument by instrument with the Euclidean
+distance the models are trained with (the triplet loss of paper Eq. 1); the instruments' distances are
+summed with the user's weights, ``d(q, x) = Σ_s w_s ‖q_s − x_s‖``. A track's distance is that of its
+best-matching pair (query window, track window), which is reported with each hit, so a hit says *where*
+in both pieces the instruments sound alike.
+
+**Exact search** (the default) computes every distance with matrix products (``‖q‖² + ‖x‖² − 2 q·x``
+per instrument), in chunks of windows so memory stays bounded, for any weights at query time. The
+vectors are stored instrument-major, ``(instruments, windows, dim)``, so each instrument's are one
+contiguous matrix (one BLAS call, and only the weighted instruments are read).
+
+**Approximate search** (for large catalogues) asks HNSW graphs (faiss) of each weighted instrument for
+candidate tracks — those of the windows nearest to a query window, and those whose mean vector is
+nearest — and ranks all windows of the candidates exactly. Its recall against exact search is
+measured by ``tests/test_search_index.py`` and ``bench/search.py``.
+
+**Storage.** A directory: ``manifest.json`` (sources, model, tracks in the order of their windows, the
+array files) and ``.npy`` arrays of vectors and start times (memory-mapped when searched). An update
+writes new array files, then replaces the manifest atomically, then removes the old arrays, so a
+killed update leaves the previous index intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inmsrl.search.embedding_file import TrackEmbedding
+
+MANIFEST = "manifest.json"
+FORMAT = "inmsrl-index"
+FORMAT_VERSION = 1
+CHUNK_WINDOWS = 32768   # catalogue windows per distance block (bounds memory: queries × chunk floats)
+HNSW_NEIGHBOURS = 32    # faiss HNSW M
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+# What must agree between an index and the embeddings added to it (vectors from other settings are not
+# comparable).
+COMPATIBLE_KEYS = ("model_digest", "window", "hop")
+
+
+class SearchIndexError(ValueError):
+    """An index that cannot be read, or an operation it refuses; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class TrackEntry:
+    """A track of the index: its id, audio file, duration, and its windows' place in the arrays."""
+
+    track_id: str
+    path: str
+    duration: float
+    first: int
+    count: int
+    fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.track_id, "path": self.path, "duration": self.duration, "count": self.count,
+                "fingerprint": self.fingerprint}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: the track, its distance, and the best-matching window pair."""
+
+    rank: int
+    track_id: str
+    path: str
+    distance: float
+    query_time: float   # start (s) of the query window of the best pair
+    match_time: float   # start (s) of the track's window of the best pair
+    per_source: dict[str, float]  # each instrument's distance in that pair
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "track": self.track_id, "path": self.path,
+                "distance": round(self.distance, 6), "query_time": round(self.query_time, 3),
+                "match_time": round(self.match_time, 3),
+                "per_source": {k: round(v, 6) for k, v in self.per_source.items()}}
+
+
+def parse_weights(text: str | Mapping[str, float] | None, sources: Sequence[str]) -> dict[str, float]:
+    """Instrument weights from ``"piano=0.7,drums=0.3"`` (or a mapping); every source weighs 1 if none."""
+    if text is None or text == "" or text == {}:
+        return {name: 1.0 for name in sources}
+    if isinstance(text, Mapping):
+        pairs = list(text.items())
+    else:
+        pairs = []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise SearchIndexError(f"weight {item!r} is not NAME=VALUE (e.g. piano=0.7,drums=0.3)")
+            try:
+                pairs.append((name.strip(), float(value)))
+            except ValueError as err:
+                raise SearchIndexError(f"weight {item!r}: {value!r} is not a number") from err
+    weights: dict[str, float] = {}
+    for name, value in pairs:
+        if name not in sources:
+            raise SearchIndexError(f"unknown instrument {name!r} in the weights (the index has "
+                                   f"{', '.join(sources)})")
+        if not np.isfinite(value) or value < 0:
+            raise SearchIndexError(f"weight of {name} must be a finite number ≥ 0, got {value}")
+        weights[name] = float(value)
+    if not any(weights.values()):
+        raise SearchIndexError("every weight is 0: give at least one instrument a positive weight")
+    return weights
+
+
+class Index:
+    """Tracks' window embeddings, searchable by per-instrument weighted distance."""
+
+    def __init__(self, sources: Sequence[str], vectors: np.ndarray, starts: np.ndarray,
+                 tracks: Sequence[TrackEntry], model: Mapping[str, Any], root: Path | None = None):
+        self.sources = tuple(sources)
+        self.vectors, self.starts = vectors, starts  # (sources, windows, dim), (windows,)
+        self.tracks = list(tracks)
+        self.model = dict(model)
+        self.root = root
+        self._by_id = {t.track_id: i for i, t in enumerate(self.tracks)}
+        self._window_track: np.ndarray | None = None
+        self._norms: dict[int, np.ndarray] = {}  # squared norms of one source's vectors, (windows,)
+        self._hnsw: dict[str, Any] = {}
+        self._graph_files: dict[str, Path] = {}  # stored HNSW graphs of an opened index
+
+    # --------------------------------------------------------------------------------- building
+    @classmethod
+    def empty_like(cls, track: TrackEmbedding) -> Index:
+        """An empty index for tracks embedded like ``track`` (same instruments, model and windowing)."""
+        model = {k: v for k, v in track.meta.items() if k != "fingerprint"}
+        sources, dim = track.vectors.shape[1:]
+        return cls(track.sources, np.zeros((sources, 0, dim), np.float32), np.zeros(0), [], model)
+
+    @classmethod
+    def build(cls, embeddings: Iterable[TrackEmbedding | str | Path]) -> Index:
+        """An index of the given track embeddings (objects or embedding files)."""
+        index: Index | None = None
+        batch = []
+        for item in embeddings:
+            track = item if isinstance(item, TrackEmbedding) else TrackEmbedding.load(item)
+            if index is None:
+                index = cls.empty_like(track)
+            batch.append(track)
+        if index is None:
+            raise SearchIndexError("no track embeddings to index")
+        index.add(batch)
+        return index
+
+    def _check(self, track: TrackEmbedding, where: str) -> None:
+        if track.sources != self.sources or track.vectors.shape[-1] != self.vectors.shape[-1]:
+            raise SearchIndexError(f"{where}: embeds {', '.join(track.sources)} in {track.vectors.shape[-1]} "
+                                   f"dimensions; the index holds {', '.join(self.sources)} in "
+                                   f"{self.vectors.shape[-1]}")
+        for key in COMPATIBLE_KEYS:
+            if key in self.model and track.meta.get(key) != self.model[key]:
+                raise SearchIndexError(f"{where}: its {key} is {track.meta.get(key)!r}, the index's is "
+                                       f"{self.model[key]!r}: vectors of another model or windowing cannot "
+                                       f"be compared (embed it again with the index's model and settings)")
+
+    def add(self, tracks: Iterable[TrackEmbedding]) -> tuple[int, int, int]:
+        """Add tracks, replacing those of the same id whose embeddings changed.
+
+        Returns (added, replaced, unchanged)."""
+        new, replaced, unchanged = [], set(), 0
+        for track in tracks:
+            self._check(track, f"track {track.track_id!r}" + (f" ({track.path})" if track.path else ""))
+            known = self._by_id.get(track.track_id)
+            fingerprint = str(track.meta.get("fingerprint", ""))
+            if known is not None and fingerprint and self.tracks[known].fingerprint == fingerprint:
+                unchanged += 1
+                continue
+            if known is not None:
+                replaced.add(track.track_id)
+            new.append(track)
+        if not new:
+            return 0, 0, unchanged
+        self.remove(replaced)
+        offset = self.num_windows
+        entries = []
+        for track in new:
+            entries.append(TrackEntry(track.track_id, track.path, track.duration, offset, len(track.vectors),
+                                      str(track.meta.get("fingerprint", ""))))
+            offset += len(track.vectors)
+        added = [t.vectors.transpose(1, 0, 2) for t in new]  # to (sources, windows, dim)
+        self._set(np.concatenate([np.asarray(self.vectors), *added], axis=1),
+                  np.concatenate([np.asarray(self.starts), *(t.starts for t in new)]), self.tracks + entries)
+        return len(new) - len(replaced), len(replaced), unchanged
+
+    def remove(self, track_ids: Iterable[str]) -> int:
+        """Remove tracks by id (an unknown id is an error naming it); returns how many were removed."""
+        ids = set(track_ids)
+        if not ids:
+            return 0
+        unknown = sorted(ids - set(self._by_id))
+        if unknown:
+            raise SearchIndexError(f"not in the index: {', '.join(unknown)}")
+        keep = np.ones(self.num_windows, bool)
+        entries, offset = [], 0
+        for track in self.tracks:
+            if track.track_id in ids:
+                keep[track.first: track.first + track.count] = False
+            else:
+                entries.append(TrackEntry(track.track_id, track.path, track.duration, offset, track.count,
+                                          track.fingerprint))
+                offset += track.count
+        self._set(np.asarray(self.vectors)[:, keep], np.asarray(self.starts)[keep], entries)
+        return len(ids)
+
+    def _set(self, vectors: np.ndarray, starts: np.ndarray, tracks: list[TrackEntry]) -> None:
+        self.vectors, self.starts, self.tracks = vectors, starts, tracks
+        self._by_id = {t.track_id: i for i, t in enumerate(tracks)}
+        self._window_track = None
+        self._norms, self._hnsw, self._graph_files = {}, {}, {}
+
+    # ---------------------------------------------------------------------------------- storage
+    def save(self, root: str | Path, hnsw: bool = False) -> None:
+        """Write the index into the directory ``root`` (atomically: see the module docstring)."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        tag = uuid.uuid4().hex[:12]
+        arrays = {"vectors": f"vectors-{tag}.npy", "starts": f"starts-{tag}.npy"}
+        np.save(root / arrays["vectors"], np.ascontiguousarray(self.vectors, dtype=np.float32))
+        np.save(root / arrays["starts"], np.asarray(self.starts, dtype=np.float64))
+        graphs = {}
+        if hnsw:
+            import faiss
+
+            for name in (f"{level}-{source}" for level in ("windows", "tracks") for source in self.sources):
+                graphs[name] = f"hnsw-{name}-{tag}.faiss"
+                faiss.write_index(self._hnsw_of(name), str(root / graphs[name]))
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "sources": list(self.sources),
+                    "dim": int(self.vectors.shape[-1]), "model": self.model, "arrays": arrays, "hnsw": graphs,
+                    "tracks": [t.to_dict() for t in self.tracks]}
+        for name in [*arrays.values(), *graphs.values()]:
+            _fsync(root / name)
+        tmp = root / f".{MANIFEST}.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(manifest, indent=1))
+        _fsync(tmp)
+        os.replace(tmp, root / MANIFEST)
+        referenced = {MANIFEST, *arrays.values(), *graphs.values()}
+        for stale in root.iterdir():
+            if stale.name not in referenced and stale.suffix in (".npy", ".faiss"):
+                stale.unlink()
+        self.root = root
+
+    @classmethod
+    def open(cls, root: str | Path) -> Index:
+        """The index in directory ``root`` (vectors memory-mapped)."""
+        root = Path(root)
+        try:
+            manifest = json.loads((root / MANIFEST).read_text())
+        except FileNotFoundError as err:
+            raise SearchIndexError(f"{root} is not an index (no {MANIFEST}); build one with inmsrl index"
+                                   ) from err
+        except json.JSONDecodeError as err:
+            raise SearchIndexError(f"{root / MANIFEST} is damaged: {err}") from err
+        if manifest.get("format") != FORMAT or manifest.get("format_version", 0) > FORMAT_VERSION:
+            raise SearchIndexError(f"{root / MANIFEST} is not an inmsrl index of a version this inmsrl reads")
+        vectors = np.load(root / manifest["arrays"]["vectors"], mmap_mode="r", allow_pickle=False)
+        starts = np.load(root / manifest["arrays"]["starts"], allow_pickle=False)
+        tracks, first = [], 0
+        for item in manifest["tracks"]:
+            tracks.append(TrackEntry(item["id"], item["path"], float(item["duration"]), first,
+                                     int(item["count"]), item.get("fingerprint", "")))
+            first += int(item["count"])
+        if vectors.ndim != 3 or first != vectors.shape[1] or len(starts) != first:
+            raise SearchIndexError(f"{root}: the manifest's tracks hold {first} windows, the arrays "
+                                   f"{vectors.shape} and {starts.shape}: the index is damaged; build it "
+                                   f"again")
+        index = cls(manifest["sources"], vectors, starts, tracks, manifest.get("model", {}), root)
+        index._graph_files = {name: root / file for name, file in manifest.get("hnsw", {}).items()}
+        return index
+
+    # ----------------------------------------------------------------------------------- search
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    @property
+    def num_windows(self) -> int:
+        return self.vectors.shape[1]
+
+    def track(self, track_id: str) -> TrackEntry:
+        if track_id not in self._by_id:
+            raise SearchIndexError(f"track {track_id!r} is not in the index")
+        return self.tracks[self._by_id[track_id]]
+
+    def track_vectors(self, track_id: str) -> TrackEmbedding:
+        """An indexed track's embeddings (to query with it)."""
+        entry = self.track(track_id)
+        rows = slice(entry.first, entry.first + entry.count)
+        vectors = np.array(self.vectors[:, rows]).transpose(1, 0, 2)
+        return TrackEmbedding(entry.track_id, self.sources, vectors,
+                              np.array(self.starts[rows]), entry.duration, entry.path, dict(self.model))
+
+    @property
+    def window_track(self) -> np.ndarray:
+        """The track (position in ``tracks``) of each window."""
+        if self._window_track is None:
+            self._window_track = np.repeat(np.arange(len(self.tracks)), [t.count for t in self.tracks])
+        return self._window_track
+
+    def _norms_of(self, s: int) -> np.ndarray:
+        """Squared norms of source ``s``'s window vectors (computed once, on first use)."""
+        if s not in self._norms:
+            vectors = self.vectors[s]
+            chunks = [vectors[b:b + CHUNK_WINDOWS] for b in range(0, self.num_windows, CHUNK_WINDOWS)]
+            self._norms[s] = np.concatenate([np.einsum("wd,wd->w", c, c) for c in chunks] or [np.zeros(0)])
+        return self._norms[s]
+
+    def _distances(self, query: np.ndarray, rows: np.ndarray | slice, weights: np.ndarray,
+                   dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+        """For catalogue windows ``rows``: the best weighted distance over the query windows and which
+        query window gives it."""
+        query = query.astype(dtype, copy=False)
+        total = None
+        for s in np.flatnonzero(weights):
+            q, x = query[:, s], np.asarray(self.vectors[s][rows], dtype=dtype)
+            norms = self._norms_of(s)[rows] if dtype == np.float32 else np.einsum("wd,wd->w", x, x)
+            squared = (q * q).sum(-1)[:, None] + norms[None, :] - 2.0 * (q @ x.T)
+            term = dtype(weights[s]) * np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
+            total = term if total is None else total + term
+        best_query = total.argmin(axis=0)
+        return total[best_query, np.arange(total.shape[1])], best_query
+
+    def _track_minima(self, rows: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tracks, each one's smallest distance) for window distances ``best`` of ascending ``rows``."""
+        tracks = self.window_track[rows]
+        starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
+        return tracks[starts], np.minimum.reduceat(best, starts)
+
+    def _best_tracks(self, rows: np.ndarray, best: np.ndarray, count: int, excluded: set[int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``count`` nearest tracks given the distance of each window of ``rows``, and the position
+        in ``rows`` of each one's best window."""
+        tracks = self.window_track[rows]
+        order = np.lexsort((best, tracks))  # by track, then distance: each track's best window first
+        first = order[np.r_[True, tracks[order][1:] != tracks[order][:-1]]] if len(order) else order
+        first = first[~np.isin(tracks[first], list(excluded))]
+        top = first[np.argsort(best[first], kind="stable")[:count]]
+        return tracks[top], top
+
+    def search(self, query: TrackEmbedding | str, weights: str | Mapping[str, float] | None = None,
+               k: int = 10, approximate: bool = False, candidates: int = 100,
+               exclude: Iterable[str] = ()) -> list[Hit]:
+        """The ``k`` tracks nearest to ``query`` (embeddings, or the id of an indexed track).
+
+        Distances are first computed in float32 for every window (approximate: for the candidate
+        windows), then again in float64 over all windows of the best ``2k + 10`` tracks, so that the
+        reported distances and window pairs are exact (in float32, ``‖q‖² + ‖x‖² − 2q·x`` loses small
+        distances to rounding)."""
+        if k < 1:
+            raise SearchIndexError(f"k must be at least 1, got {k}")
+        if isinstance(query, str):
+            query = self.track_vectors(query)
+        if query.sources != self.sources:
+            raise SearchIndexError(f"the query embeds {', '.join(query.sources)}; the index holds "
+                                   f"{', '.join(self.sources)}")
+        for key in COMPATIBLE_KEYS:
+            if key in self.model and key in query.meta and query.meta[key] != self.model[key]:
+                raise SearchIndexError(f"the query's {key} is {query.meta[key]!r}, the index's "
+                                       f"{self.model[key]!r}: embed the query with the index's model and "
+                                       f"settings")
+        named = parse_weights(weights, self.sources)
+        w = np.array([named.get(name, 0.0) for name in self.sources])
+        vectors = np.ascontiguousarray(query.vectors, dtype=np.float32)
+        excluded = {self._by_id[t] for t in exclude if t in self._by_id}
+        if not self.num_windows:
+            return []
+        if approximate:
+            rows = self._candidates(vectors, w, candidates)
+            best = self._distances(vectors, rows, w)[0]
+        else:
+            rows = np.arange(self.num_windows)
+            best = np.concatenate([self._distances(vectors, slice(b, b + CHUNK_WINDOWS), w)[0]
+                                   for b in range(0, self.num_windows, CHUNK_WINDOWS)])
+        if not len(rows):
+            return []
+        tracks, minima = self._track_minima(rows, best)
+        keep = ~np.isin(tracks, list(excluded))
+        tracks, minima = tracks[keep], minima[keep]
+        count = min(2 * k + 10, len(tracks))
+        shortlist = tracks[np.argpartition(minima, count - 1)[:count]] if count else tracks
+        shortlist.sort()
+        rows = np.concatenate([np.arange(self.tracks[t].first, self.tracks[t].first + self.tracks[t].count)
+                               for t in shortlist]) if len(shortlist) else np.zeros(0, np.int64)
+        best, which = self._distances(vectors, rows, w, np.float64)
+        tracks, top = self._best_tracks(rows, best, k, excluded)
+        hits = []
+        for rank, (track, position) in enumerate(zip(tracks, top, strict=True), start=1):
+            window, q = int(rows[position]), int(which[position])
+            entry = self.tracks[track]
+            diff = np.linalg.norm(vectors[q].astype(np.float64) - np.asarray(self.vectors[:, window]),
+                                  axis=-1)
+            hits.append(Hit(rank, entry.track_id, entry.path, float(best[position]),
+                            float(query.starts[q]), float(self.starts[window]),
+                            {name: float(diff[s]) for s, name in enumerate(self.sources) if w[s] > 0}))
+        return hits
+
+    # ----------------------------------------------------------------------------- approximate
+    def _pooled(self, s: int) -> np.ndarray:
+        """Each track's mean vector of source ``s``, (tracks, dim)."""
+        firsts = np.array([t.first for t in self.tracks])
+        counts = np.array([t.count for t in self.tracks])[:, None]
+        sums = np.add.reduceat(np.asarray(self.vectors[s], dtype=np.float64), firsts)
+        return (sums / counts).astype(np.float32)
+
+    def _hnsw_of(self, name: str) -> Any:
+        """The HNSW graph ``windows-<source>`` (every window's vector) or ``tracks-<source>`` (each track's
+        mean), read from the index directory or built."""
+        if name not in self._hnsw:
+            import faiss
+
+            graph_file = self._graph_files.get(name)
+            if graph_file is not None and graph_file.is_file():
+                graph = faiss.read_index(str(graph_file))
+            else:
+                level, _, source = name.partition("-")
+                s = self.sources.index(source)
+                vectors = self.vectors[s] if level == "windows" else self._pooled(s)
+                graph = faiss.IndexHNSWFlat(self.vectors.shape[-1], HNSW_NEIGHBOURS)
+                graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+                for begin in range(0, len(vectors), CHUNK_WINDOWS):
+                    graph.add(np.ascontiguousarray(vectors[begin:begin + CHUNK_WINDOWS], np.float32))
+            self._hnsw[name] = graph
+        return self._hnsw[name]
+
+    def _candidates(self, query: np.ndarray, w: np.ndarray, count: int) -> np.ndarray:
+        """The windows of the candidate tracks, ascending: for each weighted instrument, the tracks of
+        the ``count`` windows nearest to some query window, and the ``count`` tracks whose mean vector
+        is nearest. (Windows alone would not do: the nearest windows mostly come from a few tracks.)"""
+        import faiss
+
+        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, count))
+        tracks = []
+        for s in np.flatnonzero(w):
+            q = np.ascontiguousarray(query[:, s])
+            _, ids = self._hnsw_of(f"windows-{self.sources[s]}").search(q, min(count, self.num_windows),
+                                                                         params=params)
+            tracks.append(self.window_track[ids[ids >= 0]])
+            _, ids = self._hnsw_of(f"tracks-{self.sources[s]}").search(q, min(count, len(self.tracks)),
+                                                                        params=params)
+            tracks.append(ids[ids >= 0])
+        chosen = np.unique(np.concatenate(tracks))
+        return np.concatenate([np.arange(self.tracks[t].first, self.tracks[t].first + self.tracks[t].count)
+                               for t in chosen]) if len(chosen) else np.zeros(0, np.int64)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as stream:
+        os.fsync(stream.fileno())
+

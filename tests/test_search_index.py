@@ -1,0 +1,140 @@
+"""The search index: exact per-instrument weighted distances, approximate recall, updates, storage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from inmsrl.search.embedding_file import TrackEmbedding
+from inmsrl.search.index import Index, SearchIndexError, parse_weights
+
+SOURCES = ("drums", "bass", "piano", "guitar")
+META = {"model_digest": "m1", "window": 10.0, "hop": 5.0}
+
+
+def catalogue(tracks: int, dim: int = 8, seed: int = 0, spread: float = 0.4) -> list[TrackEmbedding]:
+    """Tracks of 1-6 windows around a per-track centre, each instrument its own random centre."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(tracks):
+        windows = int(rng.integers(1, 7))
+        vectors = (rng.standard_normal((1, len(SOURCES), dim))
+                   + spread * rng.standard_normal((windows, len(SOURCES), dim)))
+        out.append(TrackEmbedding(f"t{t:04d}", SOURCES, vectors, 5.0 * np.arange(windows), 5.0 * windows + 5,
+                                  f"/music/t{t:04d}.wav", {**META, "fingerprint": f"f{t}"}))
+    return out
+
+
+def brute_force(query: TrackEmbedding, tracks: list[TrackEmbedding], weights: dict[str, float], k: int):
+    """(track, distance, query start, match start) of the k best, straight from the definition."""
+    scored = []
+    for track in tracks:
+        pair = sum(weight * np.linalg.norm(query.vectors[:, None, SOURCES.index(name)]
+                                           - track.vectors[None, :, SOURCES.index(name)], axis=-1)
+                   for name, weight in weights.items())
+        q, m = np.unravel_index(pair.argmin(), pair.shape)
+        scored.append((pair.min(), track.track_id, query.starts[q], track.starts[m]))
+    return [(t, d, qs, ms) for d, t, qs, ms in sorted(scored)[:k]]
+
+
+@pytest.mark.parametrize("weights", [{"piano": 1.0}, {"drums": 1.0}, {"piano": 0.7, "drums": 0.3},
+                                     {"drums": 1, "bass": 1, "piano": 1, "guitar": 1}])
+def test_exact_search_ranks_by_the_weighted_sum_of_instrument_distances(weights):
+    tracks = catalogue(200)
+    index = Index.build(tracks)
+    query = catalogue(1, seed=7)[0]
+    hits = index.search(query, weights, k=10)
+    expected = brute_force(query, tracks, weights, 10)
+    assert [h.track_id for h in hits] == [t for t, *_ in expected]
+    for hit, (_, distance, query_time, match_time) in zip(hits, expected, strict=True):
+        assert hit.distance == pytest.approx(distance, rel=1e-6)  # the index stores float32
+        assert (hit.query_time, hit.match_time) == (query_time, match_time)
+        total = sum(weights[s] * d for s, d in hit.per_source.items())
+        assert total == pytest.approx(distance, rel=1e-6)  # the index stores float32
+
+
+def test_weights_choose_the_instrument_that_decides():
+    # Two tracks: one shares the query's piano, the other its drums.
+    dim, rng = 8, np.random.default_rng(1)
+    query = rng.standard_normal((1, 4, dim))
+    shares_piano = rng.standard_normal((1, 4, dim))
+    shares_piano[0, 2] = query[0, 2]
+    shares_drums = rng.standard_normal((1, 4, dim))
+    shares_drums[0, 0] = query[0, 0]
+    index = Index.build([TrackEmbedding("P", SOURCES, shares_piano, [0.0], 10, "", META),
+                         TrackEmbedding("D", SOURCES, shares_drums, [0.0], 10, "", META)])
+    q = TrackEmbedding("q", SOURCES, query, [0.0], 10)
+    assert index.search(q, "piano=1", k=1)[0].track_id == "P"
+    assert index.search(q, "drums=1", k=1)[0].track_id == "D"
+
+
+def test_approximate_search_finds_the_exact_top_ten():
+    tracks = catalogue(1500, dim=16, seed=2)
+    index = Index.build(tracks)
+    rng = np.random.default_rng(3)
+    recalls = {}
+    for weights in ("piano=1", "piano=0.7,drums=0.3"):
+        found = []
+        for _ in range(20):
+            near = tracks[int(rng.integers(len(tracks)))]
+            query = TrackEmbedding("q", SOURCES, near.vectors + 0.3 * rng.standard_normal(near.vectors.shape),
+                                   near.starts, near.duration)
+            exact = {h.track_id for h in index.search(query, weights, k=10)}
+            approximate = {h.track_id for h in index.search(query, weights, k=10, approximate=True)}
+            found.append(len(exact & approximate) / 10)
+        recalls[weights] = float(np.mean(found))
+    assert min(recalls.values()) >= 0.95, recalls
+
+
+def test_tracks_are_added_replaced_kept_and_removed_and_survive_a_reopen(tmp_path):
+    tracks = catalogue(20)
+    index = Index.build(tracks[:10])
+    assert index.add(tracks[5:15]) == (5, 0, 5)  # 5 new, 5 already there with the same fingerprint
+    changed = TrackEmbedding("t0003", SOURCES, tracks[0].vectors, tracks[0].starts, 1.0, "/x.wav",
+                             {**META, "fingerprint": "new"})
+    assert index.add([changed]) == (0, 1, 0)
+    assert index.remove(["t0007", "t0008"]) == 2
+    index.save(tmp_path / "idx")
+    reopened = Index.open(tmp_path / "idx")
+    assert [t.track_id for t in reopened.tracks] == [t.track_id for t in index.tracks]
+    assert len(reopened) == 13 and reopened.num_windows == sum(t.count for t in index.tracks)
+    np.testing.assert_array_equal(reopened.track_vectors("t0003").vectors,
+                                  tracks[0].vectors.astype(np.float32))
+    query = catalogue(1, seed=9)[0]
+    assert ([h.to_dict() for h in reopened.search(query, "bass=1")]
+            == [h.to_dict() for h in index.search(query, "bass=1")])
+    # An update leaves only the arrays the manifest names.
+    reopened.remove(["t0000"])
+    reopened.save(tmp_path / "idx", hnsw=True)
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    on_disk = {p.name for p in (tmp_path / "idx").iterdir()}
+    assert on_disk == {"manifest.json", *manifest["arrays"].values(), *manifest["hnsw"].values()}
+    assert Index.open(tmp_path / "idx").search(query, "bass=1", approximate=True)[0].track_id == \
+        index.search(query, "bass=1", exclude=["t0000"])[0].track_id
+
+
+def test_vectors_of_another_model_or_windowing_are_refused():
+    index = Index.build(catalogue(3))
+    other = catalogue(1, seed=5)[0]
+    other.meta["model_digest"] = "m2"
+    with pytest.raises(SearchIndexError, match="model_digest"):
+        index.add([other])
+    with pytest.raises(SearchIndexError, match="model_digest"):
+        index.search(other)
+    with pytest.raises(SearchIndexError, match="not in the index: nope"):
+        index.remove(["nope"])
+
+
+@pytest.mark.parametrize(("text", "message"), [("vocals=1", "unknown instrument 'vocals'"),
+                                               ("piano", "NAME=VALUE"), ("piano=x", "not a number"),
+                                               ("piano=-1", "≥ 0"), ("piano=0", "every weight is 0")])
+def test_bad_weights_are_errors_that_say_what_is_wrong(text, message):
+    with pytest.raises(SearchIndexError, match=message):
+        parse_weights(text, SOURCES)
+
+
+def test_no_weights_weigh_every_instrument_alike():
+    assert parse_weights(None, SOURCES) == dict.fromkeys(SOURCES, 1.0)
+    assert parse_weights(" piano = 0.5 , drums=2", SOURCES) == {"piano": 0.5, "drums": 2.0}
