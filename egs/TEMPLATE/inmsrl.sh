@@ -37,6 +37,8 @@ test_set=test
 target_sources="drums bass piano guitar"  # stages 3-5: instruments with separators and extractors
 triplet_models="clean cascade"            # stage 4: conf/<name>.yaml for each (clean*, cascade*)
 direct_models="direct direct_da direct_reconst"  # stage 6: conf/<name>.yaml each, from the pre-trained Direct
+direct_teacher=clean_all  # stage 6: the Clean over every source whose embeddings Direct is pre-trained to;
+                          # trained in stage 6 from conf/<name>.yaml unless stage 4 trains it
 paft_models="clean cascade cascade_ft cascade_paft"  # stage 7: conf/paft_<model>.yaml each
 paft_seeds="1 2 3"   # stage 7: one PAFT run per seed (Table 5 reports mean ± std)
 train_opts=          # stages 3-7: key=value overrides added to every training (e.g. trainer.max_epochs=1)
@@ -78,6 +80,7 @@ Options (default in brackets):
   --target-sources "S..."  instruments separated and embedded in stages 3-5 [$target_sources]
   --triplet-models "M..."  stage 4 models, one conf/<M>.yaml each [$triplet_models]
   --direct-models "M..."   stage 6 variants, one conf/<M>.yaml each [$direct_models]
+  --direct-teacher M       stage 6: Clean experiment of the pre-training targets [$direct_teacher]
   --paft-models "M..."     stage 7: PAFT of these models, conf/paft_<M>.yaml each [$paft_models]
   --paft-seeds "S..."      stage 7: one PAFT run per seed [$paft_seeds]
   --train-opts "K=V..."    overrides for every training, e.g. "trainer.max_epochs=1" [$train_opts]
@@ -205,12 +208,16 @@ stage_e2e_ft() {
 }
 
 stage_direct() {
-  # Direct's pre-training targets are Clean embeddings of EVERY source (residuals too; stage 4's Clean
-  # embeds the target instruments only), so a Clean over all sources comes first, then the
+  # Direct's pre-training targets are Clean embeddings of EVERY source (residuals too, where stage 4's
+  # Clean embeds the target instruments only, as in the paper), so a Clean over all sources comes first
+  # (--direct-teacher; a recipe whose stage-4 Clean embeds every source names it), then the
   # pre-training toward its embeddings, then each variant from the pre-trained Direct.
   # The variants start from the same pre-trained model and do not depend on each other: one job array.
-  train clean_all "${conf_dir}/clean_all.yaml"
-  train direct_pretrain "${conf_dir}/direct_pretrain.yaml" "task.clean=${exp_dir}/clean_all"
+  case " ${triplet_models} " in
+    *" ${direct_teacher} "*) ;;  # trained in stage 4
+    *) train "${direct_teacher}" "${conf_dir}/${direct_teacher}.yaml" ;;
+  esac
+  train direct_pretrain "${conf_dir}/direct_pretrain.yaml" "task.clean=${exp_dir}/${direct_teacher}"
   local list="${exp_dir}/log/direct.list" name
   for name in ${direct_models}; do
     [ -f "${conf_dir}/${name}.yaml" ] || { log "ERROR: ${conf_dir}/${name}.yaml does not exist"; exit 1; }
