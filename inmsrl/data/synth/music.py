@@ -182,11 +182,14 @@ def _bass(time: _Timeline, harmony: Harmony, rhythm: Rhythm, figure: Figure, low
 
 
 def _chords(time: _Timeline, harmony: Harmony, rhythm: Rhythm, voicing: Figure, low: int, bars: range,
-            velocity: int, strum: bool) -> list[Note]:
-    """Block chords on the rhythm's onsets; a guitar strums them (down on beats, up off them)."""
+            velocity: int, strum: bool, left_hand: bool = False) -> list[Note]:
+    """Block chords on the rhythm's onsets; a guitar strums them (down on beats, up off them), a piano
+    adds the root an octave below with its left hand."""
     notes = []
     for bar, step, length, _ in _repeat(rhythm, bars):
         pitches = sorted(harmony.chord_tone(bar, tone, low) + 12 * octave for tone, octave in voicing.values)
+        if left_hand:
+            pitches.insert(0, harmony.chord_tone(bar, 0, low) - 12)
         if strum and step % 4 != 0:
             pitches = pitches[::-1]
         for order, pitch in enumerate(pitches):
@@ -357,7 +360,7 @@ def _section_notes(time: _Timeline, harmony: Harmony, source: str, arrangement: 
         return _bass(time, harmony, a.rhythm, a.figure, a.register, bars, a.velocity)
     if a.role in ("comping", "pad"):
         return _chords(time, harmony, a.rhythm, a.figure, a.register, bars, a.velocity,
-                       strum=source == "guitar")
+                       strum=source == "guitar", left_hand=source == "piano")
     if a.role in ("arpeggio", "ostinato"):
         return _arpeggio(time, harmony, a.rhythm, a.figure, a.register, bars, a.velocity)
     return _melody(time, harmony, a.rhythm, a.figure, a.register, bars, a.velocity)
@@ -373,9 +376,20 @@ def _describe(arrangement: Arrangement, section: Section) -> dict:
             "velocity": a.velocity, "density": round(float(density), 3)}
 
 
+MIN_REGISTER_GAP = 7  # semitones between the registers of two chordal parts, where the pools allow
+
+
+def _register(rng: np.random.Generator, pool: tuple[int, ...], taken: list[int]) -> int:
+    """A register of ``pool`` at least MIN_REGISTER_GAP from every register ``taken`` by the song's
+    other chordal parts (any of the pool where none is): arrangers keep parts out of each other's way."""
+    free = tuple(r for r in pool if all(abs(r - t) >= MIN_REGISTER_GAP for t in taken))
+    return int(_pick(rng, free or pool))
+
+
 def _part(rng: np.random.Generator, pools: Pools, time: _Timeline, harmony: Harmony,
-          sections: list[Section], kinds: list[str], source: str, role: str) -> Part:
-    """Draw one part's program, register, dynamics and arrangements, and write its notes."""
+          sections: list[Section], kinds: list[str], source: str, role: str, taken: list[int]) -> Part:
+    """Draw one part's program, register (away from those in ``taken``, to which it is added), dynamics
+    and arrangements, and write its notes."""
     velocity = int(_pick(rng, pools.velocities))
     if source == "drums":
         program, register = int(_pick(rng, programs.DRUM_KITS)), None
@@ -383,7 +397,11 @@ def _part(rng: np.random.Generator, pools: Pools, time: _Timeline, harmony: Harm
         pool = programs.PROGRAMS_BY_OTHER_ROLE[role] if source == "residuals" else \
             programs.PROGRAMS_BY_SOURCE[source]
         program = int(_pick(rng, pool))
-        register = int(_pick(rng, pools.registers[{"bassline": "bass"}.get(role, role)]))
+        if role == "bassline":
+            register = int(_pick(rng, pools.registers["bass"]))
+        else:
+            register = _register(rng, pools.registers[role], taken)
+            taken.append(register)
     arrangements = _arrangements(rng, pools, source, role, kinds, velocity, register)
     notes, described = [], []
     for section in sections:
@@ -414,7 +432,9 @@ def compose_song(rng: np.random.Generator, duration: float) -> Song:
     first = progressions[kinds[0]]
     harmony = Harmony(int(rng.integers(12)), first.mode, tuple(degrees))
     time = _Timeline(rng, tempo, duration)
-    parts = [_part(rng, pools, time, harmony, sections, kinds, source, role) for source, role in _lineup(rng)]
+    taken: list[int] = []
+    parts = [_part(rng, pools, time, harmony, sections, kinds, source, role, taken)
+             for source, role in _lineup(rng)]
     attributes = {
         "tempo": tempo, "key": f"{PITCH_NAMES[harmony.tonic]} {harmony.mode}", "tonic": harmony.tonic,
         "mode": harmony.mode, "progression_id": first.id, "progression": list(first.degrees),

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-POOLS_VERSION = 1
+POOLS_VERSION = 2  # 2: wider registers for the chordal parts
 _POOL_SEED = 20250303
 STEPS_PER_BAR = 16
 
@@ -124,8 +124,8 @@ _ARPEGGIOS = ((0, 1, 2, 1), (0, 1, 2, 3), (0, 2, 1, 2), (3, 2, 1, 0), (0, 1, 2, 
 _POOL_SIZES = {"bass": 10, "comping": 10, "arpeggio": 8, "pad": 4, "melody": 12, "contour": 12,
                "grooves": 12}
 
-REGISTERS = {"bass": (28, 33, 38), "comping": (48, 55, 60, 64), "arpeggio": (48, 55, 60),
-             "pad": (48, 55, 60), "melody": (60, 67, 72), "ostinato": (55, 60, 67)}
+REGISTERS = {"bass": (28, 33, 38), "comping": (43, 48, 55, 60, 64, 67), "arpeggio": (43, 48, 55, 60, 67),
+             "pad": (48, 55, 60, 67), "melody": (60, 67, 72), "ostinato": (60, 67, 72)}
 VELOCITIES = (64, 80, 96, 112)
 
 
