@@ -24,7 +24,7 @@ TRAIN_OPTS = ("task.train_examples=8 task.valid_examples=4 task.batch_size=4 tas
 def recipe_args(work: Path, *extra: str) -> list[str]:
     return ["--data-dir", str(work / "data"), "--dump-dir", str(work / "dump"),
             "--exp-dir", str(work / "exp"),
-            "--corpus-opts", "--num-tracks 16 --duration 12 --splits 0.4,0.35,0.25",
+            "--corpus-opts", "--num-tracks 16 --duration 12 --eval-duration 12 --splits 0.4,0.35,0.25",
             "--abx-opts", "--triplets 8", "--train-opts", TRAIN_OPTS, *extra]
 
 

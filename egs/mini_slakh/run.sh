@@ -7,7 +7,10 @@ set -euo pipefail
 
 ./inmsrl.sh \
   --nj 2 \
+  --sample-rate 22050 \
   --conf-dir conf \
   --paft-models "clean cascade cascade_normal cascade_ft cascade_ft_normal cascade_paft" \
+  --direct-teacher clean \
   --score-opts "--pseudo-targets 5 --vis-pieces 6 --vis-segments 3 --vis-per-pair 2" \
+  --sdr-opts "--tracks 6 --seconds 30" \
   "$@"
