@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,7 +102,9 @@ def test_a_catalogue_embeds_as_a_job_array(packed, music, tmp_path, capsys, repo
         (music / name).unlink()
     out = tmp_path / "emb"
     log = tmp_path / "log" / "embed.JOB.log"
-    env = {**os.environ, "PATH": f"{repo_root / 'utils'}:{os.environ['PATH']}"}
+    # The job runs `inmsrl` from PATH: the one installed beside this interpreter (CI does not activate it).
+    path = os.pathsep.join([str(repo_root / "utils"), str(Path(sys.executable).parent), os.environ["PATH"]])
+    env = {**os.environ, "PATH": path}
     subprocess.run([str(repo_root / "utils" / "run.pl"), "JOB=1:2", str(log), "inmsrl", "embed-files",
                     "--model", str(packed), str(music), "-o", str(out), "--part", "JOB", "--num-parts", "2"],
                    check=True, env=env, capture_output=True)
