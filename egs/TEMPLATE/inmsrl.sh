@@ -36,7 +36,8 @@ valid_set=validation
 test_set=test
 target_sources="drums bass piano guitar"  # stages 3-5: instruments with separators and extractors
 triplet_models="clean cascade"            # stage 4: conf/<name>.yaml for each (clean*, cascade*)
-direct_models="direct direct_da direct_reconst"  # stage 6: conf/<name>.yaml each, from the pre-trained Direct
+direct_models="direct_reconst direct direct_da"  # stage 6: conf/<name>.yaml each, from the pre-trained Direct;
+                     # longest first: the job array starts them in this order, nj at a time
 direct_teacher=clean_all  # stage 6: the Clean over every source whose embeddings Direct is pre-trained to;
                           # trained in stage 6 from conf/<name>.yaml unless stage 4 trains it
 paft_models="clean cascade cascade_ft cascade_paft"  # stage 7: conf/paft_<model>.yaml each

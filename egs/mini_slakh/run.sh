@@ -12,5 +12,5 @@ set -euo pipefail
   --paft-models "clean cascade cascade_normal cascade_ft cascade_ft_normal cascade_paft" \
   --direct-teacher clean \
   --score-opts "--pseudo-targets 5 --vis-pieces 6 --vis-segments 3 --vis-per-pair 2" \
-  --sdr-opts "--tracks 6 --seconds 30" \
+  --sdr-opts "--tracks 4 --seconds 30" \
   "$@"
