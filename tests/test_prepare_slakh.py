@@ -323,8 +323,8 @@ def test_layout_detection(tmp_path):
         detect_layout(tmp_path / "redux" / "train" / "Track00001" / "stems", omitted)
 
 
-def test_real_redux_json_gives_the_redux_release_sizes(shared_data):
-    omitted = read_redux_json(shared_data / "slakh-splits" / "redux.json")
+def test_real_redux_json_gives_the_redux_release_sizes(slakh_redux_json):
+    omitted = read_redux_json(slakh_redux_json)
     assert len(omitted) == 390
     kept = {split: size - sum(1 for s in omitted.values() if s == split)
             for split, size in (("train", 1500), ("validation", 375), ("test", 225))}
