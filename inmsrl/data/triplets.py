@@ -195,7 +195,12 @@ class TripletDataset(DrawnDataset):
             raise ValueError("segment table and dump disagree on the number of sources")
         super().__init__(size, seed, fresh_every_epoch)
         self.dump, self.table, self.kind = dump, table, kind
-        self.sampler = TripletSampler(table, targets)
+        try:
+            self.sampler = TripletSampler(table, targets)
+        except SamplingError as err:
+            names = ", ".join(f"{i} = {name}" for i, name in enumerate(dump.sources))
+            raise SamplingError(f"{dump.root}, {table.length}-sample segments: {err} (sources {names})"
+                                ) from None
 
     def recipe(self, index: int) -> TripletRecipe:
         draw = index // 2 if self.kind == "pseudo" else index
@@ -221,7 +226,7 @@ class SubsetMixtureDataset(DrawnDataset):
     def __init__(self, dump: Dump, table: SegmentTable, size: int, seed: int = 0,
                  fresh_every_epoch: bool = True):
         if len(table) == 0:
-            raise SamplingError("the segment table is empty")
+            raise SamplingError(f"{dump.root}: no segment of {table.length} samples (every track is shorter)")
         super().__init__(size, seed, fresh_every_epoch)
         self.dump, self.table = dump, table
         self.subsets = nonempty_subsets(len(dump.sources))
@@ -251,7 +256,7 @@ class SegmentDataset(DrawnDataset):
                       else np.flatnonzero(table.active[:, active_source]))
         if len(candidates) == 0:
             where = "" if active_source is None else f" where {dump.sources[active_source]} is active"
-            raise SamplingError(f"no segment to draw from{where}")
+            raise SamplingError(f"{dump.root}: no {table.length}-sample segment to draw from{where}")
         super().__init__(size, seed, fresh_every_epoch)
         self.dump, self.table, self.candidates = dump, table, candidates
 
