@@ -6,7 +6,7 @@ so an example can always be traced back to its pieces and segments (and the test
 
 * **S4** (paper §2.1): anchor and positive are two different segments of one piece, the negative a
   segment of another piece; all sources of a role come from the same segment.
-* **Pseudo-musical pieces** (§2.2, Fig. 1; DESIGN.md §5), for target source b and four different
+* **Pseudo-musical pieces** (§2.2, Fig. 1; docs/design.md §5), for target source b and four different
   pieces A2, A, N, N2: anchor = b of A2 + the others of A; positive = b of another segment of A2 + the
   others of N; negative = b of N2 + the others of another segment of A. The *additional* triplet has
   the same anchor, swaps positive and negative, and targets another source c (shared with A by the
@@ -14,7 +14,7 @@ so an example can always be traced back to its pieces and segments (and the test
 * **Source subsets**: one segment of one piece with a random non-empty subset of its sources, for
   the Direct pre-training on the 31 subsets of five sources.
 
-The target source is active (DESIGN.md §3 silence rule) in every segment that carries it. Examples
+The target source is active (docs/design.md §3 silence rule) in every segment that carries it. Examples
 are derived from ``(seed, index)`` alone — or ``(seed, epoch, index)`` for fresh examples every epoch
 ("DA", §3.2.3) — so they do not depend on the number of loader workers or the order of loading.
 """
