@@ -418,9 +418,10 @@ def _read_stem(path: Path, warnings: list[str]) -> tuple[np.ndarray, int]:
     channel_power = float(np.mean(np.square(audio, dtype=np.float64)))
     mono_power = float(np.mean(np.square(mono, dtype=np.float64)))
     if channel_power > 0 and mono_power < channel_power * 10 ** (-ANTI_PHASE_DB / 10):
-        drop = 10 * np.log10(channel_power / max(mono_power, 1e-30))
-        warnings.append(f"{path}: {len(audio)} channels whose mono mix-down is {drop:.0f} dB quieter than "
-                        "the channels: they cancel (anti-phase?), so this stem is nearly lost")
+        drop = 10 * np.log10(channel_power / mono_power) if mono_power > 0 else np.inf
+        level = "silent" if drop > 120 else f"{drop:.0f} dB below the channels"
+        warnings.append(f"{path}: {len(audio)} channels that cancel in the mono mix-down ({level}): "
+                        "anti-phase? the stem is lost in its submix")
     else:
         warnings.append(f"{path}: {len(audio)} channels, mixed down to mono (Slakh stems are mono)")
     return mono, rate
