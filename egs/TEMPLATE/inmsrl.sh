@@ -134,7 +134,7 @@ stage_dump() {
     ${train_cmd} "${dump_dir}/${dset}/log/dump.log" \
       inmsrl dump --data-dir "${data_dir}/${dset}" --out "${dump_dir}/${dset}" \
         --segments ${segment_seconds} --jobs "${nj}"
-    tail -n +2 "${dump_dir}/${dset}/log/dump.log" | grep -E '^ |: [0-9]+ tracks' || true
+    tail -n +2 "${dump_dir}/${dset}/log/dump.log" | grep -E '^ |: [0-9]+ tracks|dumping again' || true
   done
   if [ -x local/abx.sh ]; then
     log "  ABX set for PAFT and perceptual scoring -> ${dump_dir}/abx"
