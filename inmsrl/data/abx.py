@@ -339,19 +339,19 @@ def _read_answers(csv_path: Path) -> _Answers:
     """Group the answer rows by triplet, with what :func:`_lost_row_warnings` checks."""
     if not csv_path.is_file():
         raise AbxFormatError(f"{csv_path}: answers file not found")
-    line = 0
     try:
-        with csv_path.open(newline="", encoding="utf-8") as stream:
-            reader = csv.DictReader(stream)
-            answers = _parse_rows(csv_path, reader)
-            line = reader.line_num
-    except UnicodeDecodeError as err:
-        raise AbxFormatError(f"{csv_path}: not UTF-8 text ({err.reason} at byte {err.start} after line "
-                             f"{line})") from None
-    except csv.Error as err:
-        raise AbxFormatError(f"{csv_path}: not a readable CSV: {err}") from None
+        stream = csv_path.open(newline="", encoding="utf-8")
     except OSError as err:
         raise AbxFormatError(f"{csv_path}: cannot read: {err.strerror or err}") from None
+    with stream:
+        reader = csv.DictReader(stream)
+        try:
+            answers = _parse_rows(csv_path, reader)
+        except UnicodeDecodeError as err:
+            raise AbxFormatError(f"{csv_path}: not UTF-8 text after line {reader.line_num} ({err.reason})"
+                                 ) from None
+        except csv.Error as err:
+            raise AbxFormatError(f"{csv_path}:{reader.line_num + 1}: not a readable CSV row: {err}") from None
     if not answers.rows and not answers.attention_checks:
         raise AbxFormatError(f"{csv_path}: no answers below the header")
     return answers

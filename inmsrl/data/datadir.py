@@ -22,7 +22,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,6 +300,16 @@ def _audio_header(path: str, decode: bool) -> tuple[int, int] | str:
     return info.samplerate, info.frames
 
 
+def _audio_headers(values: list[str], decode: bool, jobs: int) -> Iterator[tuple[int, int] | str]:
+    """:func:`_audio_header` of every file in order, in ``jobs`` processes."""
+    if jobs <= 1 or len(values) <= 1:
+        yield from (_audio_header(value, decode) for value in values)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield from pool.map(_audio_header, values, [decode] * len(values),
+                            chunksize=max(1, len(values) // (8 * jobs)))
+
+
 def _audio_errors(tables: Mapping[str, tuple[Path, list[tuple[str, str]], dict[str, int]]],
                   durations: Mapping[str, float], sample_rate: int | None, tolerance: float,
                   decode: bool = False, jobs: int = 1, progress: bool = False) -> list[str]:
@@ -309,21 +319,12 @@ def _audio_errors(tables: Mapping[str, tuple[Path, list[tuple[str, str]], dict[s
     files = [(path, line_of[tid], tid, value) for path, rows, line_of in tables.values()
              for tid, value in rows]
     values = [value for *_, value in files]
-    bar = tqdm(total=len(files), desc="decoding" if decode else "reading headers", unit="file",
-               file=sys.stderr, disable=None if progress else True, dynamic_ncols=True)
-    if jobs > 1 and len(files) > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            headers = []
-            for header in pool.map(_audio_header, values, [decode] * len(values),
-                                   chunksize=max(1, len(values) // (8 * jobs))):
-                headers.append(header)
-                bar.update()
-    else:
+    with tqdm(total=len(files), desc="decoding" if decode else "reading headers", unit="file",
+              file=sys.stderr, disable=None if progress else True, dynamic_ncols=True) as bar:
         headers = []
-        for value in values:
-            headers.append(_audio_header(value, decode))
+        for header in _audio_headers(values, decode, jobs):
+            headers.append(header)
             bar.update()
-    bar.close()
 
     errors = []
     rate_of: dict[str, tuple[int, Path, int]] = {}

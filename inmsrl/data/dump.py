@@ -1,7 +1,6 @@
 """The dump: every (track, source) of a data directory decoded once into one memory-mapped array.
 
-Training never decodes FLAC (docs/design.md, "The dump"). ``dump_data_dir`` writes, for one data
-directory,
+Training never decodes FLAC (docs/design.md §3). ``dump_data_dir`` writes, for one data directory,
 
 * ``audio.int16`` — a raw ``(num_sources, total_samples)`` int16 array (C order): row ``s`` is source
   ``s`` of every track, tracks one after another, so any segment of any (track, source) is one slice;
