@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,8 @@ PAPER_TABLE1 = {
 
 
 @pytest.fixture(scope="module")
-def real_abx(shared_data: Path):
-    return read_abx_set(shared_data / "inst-sim-abx")
+def real_abx(inst_sim_abx: Path):
+    return read_abx_set(inst_sim_abx)
 
 
 def _clip(set_id: int, sample_id: int, instrument: str, letter: str, track: int, segment: int,
@@ -131,8 +132,8 @@ def test_real_data_round_trips_through_the_writer(real_abx, tmp_path):
     assert [t.responses for t in again.triplets] == [t.responses for t in real_abx.triplets]
 
 
-def test_cli_prints_table1(shared_data, capsys):
-    assert main(["abx-table", "--abx-dir", str(shared_data / "inst-sim-abx")]) == 0
+def test_cli_prints_table1(inst_sim_abx, capsys):
+    assert main(["abx-table", "--abx-dir", str(inst_sim_abx)]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line.split() for line in lines if line.split()[:4] == ["drums", "bass", "piano", "guitar"])
     # The "above 75%" rows: triplets (All-Diff, One-Shared), then responses (All-Diff, One-Shared).
@@ -141,8 +142,8 @@ def test_cli_prints_table1(shared_data, capsys):
                      ["1163", "1128", "1083", "1085"], ["2163", "1959", "2159", "2134"]]
 
 
-def test_cli_json(shared_data, capsys):
-    assert main(["abx-table", "--abx-dir", str(shared_data / "inst-sim-abx"), "--json"]) == 0
+def test_cli_json(inst_sim_abx, capsys):
+    assert main(["abx-table", "--abx-dir", str(inst_sim_abx), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["table"]["guitar"]["One-Shared"]["confident_responses"] == 2134
 
@@ -275,6 +276,76 @@ def test_json_that_disagrees_with_the_answers_is_an_error(tmp_path):
     path.unlink()
     with pytest.raises(AbxFormatError, match=r"dict_triplet_2001\.json: clip dictionary not found"):
         read_abx_set(tmp_path)
+
+
+def _session_ordered_set(directory: Path) -> None:
+    """Eight triplets of set 0 answered by four subjects, written session by session like the public
+    data: each subject's answers to the whole set in a row."""
+    write_abx_set(directory, [_triplet(0, instrument, condition, "aabb", sample_id=sample)
+                              for sample in (0, 1) for instrument in ("drums", "bass")
+                              for condition in (ALL_DIFF, ONE_SHARED)])
+
+    def by_subject(rows):
+        body = sorted(rows[1:], key=lambda row: row[2])  # stable: the set's order within a session
+        rows[1:] = [[str(index), *row[1:]] for index, row in enumerate(body)]
+    _rewrite_csv(directory, by_subject)
+
+
+def test_a_file_cut_on_a_line_boundary_is_warned_about(tmp_path, caplog):
+    _session_ordered_set(tmp_path)
+    assert read_abx_set(tmp_path).warnings == ()
+    _rewrite_csv(tmp_path, lambda rows: rows.__delitem__(slice(-2, None)))  # the last session loses two
+    with caplog.at_level(logging.WARNING, logger="inmsrl.data.abx"):
+        abx = read_abx_set(tmp_path)
+    assert len(abx.triplets) == 8 and abx.num_responses == 30  # still read ...
+    (warning,) = abx.warnings                                   # ... but not silently
+    assert warning == (f"{tmp_path / ANSWERS_CSV}:31: the file ends inside a session: ex2001 subject3 "
+                       "answered 6 of the 8 triplets of set 0, while 3 of 4 ex2001 sessions answered all of "
+                       "their set: the file may be cut short")
+    assert warning in caplog.text
+
+
+def test_answers_missing_for_triplets_of_the_clip_dictionary_are_warned_about(tmp_path):
+    write_abx_set(tmp_path, [_triplet(0, instrument, ALL_DIFF, "aab") for instrument in ("drums", "bass")])
+    assert read_abx_set(tmp_path).warnings == ()
+    _rewrite_csv(tmp_path, lambda rows: rows.__delitem__(slice(-3, None)))  # every answer to bass
+    (warning,) = read_abx_set(tmp_path).warnings
+    assert warning.startswith(f"{tmp_path / ANSWERS_CSV}: 1 triplet(s) that dict_triplet_2001.json holds for "
+                              "set 0, which ex2001 answered, have no answer (set0/0/bass/All-Diff)")
+
+
+def test_a_gap_in_the_row_index_is_warned_about(tmp_path):
+    write_abx_set(tmp_path, [_triplet(0, "drums", ALL_DIFF, "aabab")])
+    _rewrite_csv(tmp_path, lambda rows: rows.__delitem__(3))
+    (warning,) = read_abx_set(tmp_path).warnings
+    assert warning == (f"{tmp_path / ANSWERS_CSV}:4: row index '3' where 2 was expected: rows are missing or "
+                       "out of order")
+
+
+def test_the_real_data_cut_short_is_warned_about(inst_sim_abx, tmp_path):
+    for name in (ANSWERS_CSV, "dict_triplet_202404.json", "dict_triplet_202407.json"):
+        (tmp_path / name).write_bytes((inst_sim_abx / name).read_bytes())
+    lines = (tmp_path / ANSWERS_CSV).read_text().splitlines(keepends=True)
+    (tmp_path / ANSWERS_CSV).write_text("".join(lines[:-3]))
+    (warning,) = read_abx_set(tmp_path).warnings
+    assert "the file ends inside a session: ex202407 subject281 answered 45 of the 48 triplets" in warning
+
+
+@pytest.mark.parametrize(("write", "message"), [
+    (lambda d: (d / ANSWERS_CSV).write_bytes(b",ex_name\xff\n"), r"answers\.csv: not UTF-8 text"),
+    (lambda d: (d / ANSWERS_CSV).write_text((d / ANSWERS_CSV).read_text().splitlines()[0] + "\n"),
+     r"answers\.csv: no answers below the header"),
+    (lambda d: (d / "dict_triplet_2001.json").write_text("[]"), r"2001\.json: expected an object of sets"),
+    (lambda d: (d / "dict_triplet_2001.json").write_text('{"0": {"0": []}}'),
+     r"set 0 -> sample 0 is not an object of tests"),
+])
+def test_malformed_files_are_errors_naming_the_file(tmp_path, capsys, write, message):
+    write_abx_set(tmp_path, [_triplet(0, "drums", ALL_DIFF, "aab")])
+    write(tmp_path)
+    with pytest.raises(AbxFormatError, match=message):
+        read_abx_set(tmp_path)
+    assert main(["abx-table", "--abx-dir", str(tmp_path)]) == 1
+    assert "inmsrl abx-table: " in capsys.readouterr().err
 
 
 def test_writer_refuses_what_the_reader_could_not_read_back(tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from inmsrl.audio.io import write_audio
 from inmsrl.bin.main import main
@@ -214,9 +215,35 @@ def test_load_raises_with_every_problem(data_dir):
 def test_validate_data_dir_command(data_dir, capsys):
     assert main(["validate-data-dir", str(data_dir), "--check-audio"]) == 0
     assert capsys.readouterr().out == (f"OK {data_dir}: 3 tracks, 0.00 h, sources: vocals drums bass other, "
-                                       "audio checked\n")
+                                       "audio decoded\n")
     replace_line(data_dir / "drums.scp", 3, "t3")
     assert main(["validate-data-dir", str(data_dir)]) == 1
     err = capsys.readouterr().err
     assert f"{data_dir}: 2 problem(s)" in err
     assert f"{data_dir / 'drums.scp'}:3: expected '<track_id> <value>'" in err
+
+
+def test_check_audio_decodes_and_names_a_truncated_file(tmp_path, data_dir):
+    """A FLAC cut short keeps a valid header: reading headers passes it, decoding must not."""
+    mix = tmp_path / "audio/t2/mix.flac"
+    rng = np.random.default_rng(0)
+    write_audio(mix, rng.uniform(-0.5, 0.5, RATE // 2).astype(np.float32), RATE)
+    mix.write_bytes(mix.read_bytes()[: mix.stat().st_size // 2])
+    assert validate_data_dir(data_dir, check_audio=True) == []  # the header alone looks fine
+    for jobs in (1, 2):
+        error = only_error(data_dir, check_audio=True, decode=True, jobs=jobs)
+        assert error.startswith(f"{data_dir / 'mix.scp'}:2: cannot decode audio file {mix}")
+    assert main(["validate-data-dir", str(data_dir), "--check-audio", "--jobs", "2"]) == 1
+
+
+def test_check_audio_names_the_first_non_finite_sample(tmp_path, data_dir, capsys):
+    samples = np.zeros(RATE // 2, np.float32)
+    samples[1234], samples[3000] = np.nan, np.inf
+    sf.write(tmp_path / "audio/t3/bass.wav", samples, RATE, subtype="FLOAT")  # no clipping on the way
+    replace_line(data_dir / "bass.scp", 3, f"t3 {tmp_path / 'audio/t3/bass.wav'}")
+    assert validate_data_dir(data_dir, check_audio=True) == []
+    error = only_error(data_dir, check_audio=True, decode=True)
+    assert error == (f"{data_dir / 'bass.scp'}:3: {tmp_path / 'audio/t3/bass.wav'}: 2 non-finite sample(s) "
+                     "(NaN or inf); the first is nan at sample 1234 (channel 0)")
+    assert main(["validate-data-dir", str(data_dir), "--check-audio"]) == 1
+    assert "the first is nan at sample 1234" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 from inmsrl.audio.io import AudioReadError, write_audio
+from inmsrl.bin.main import main
 from inmsrl.data.datadir import DataDir, TrackRecord
 from inmsrl.data.dump import Dump, DumpError, dump_data_dir
 from inmsrl.data.segments import SegmentTable, active_in_segments, build_segment_table, ensure_segment_tables
@@ -80,6 +81,54 @@ def test_finished_dump_is_reused_and_other_data_refused(corpus, tmp_path):
     assert again.track_ids == dump.track_ids
     with pytest.raises(DumpError, match="other data"):
         dump_data_dir(data, dump.root, sample_rate=8000)
+
+
+def test_dump_is_redone_when_its_audio_changed(tmp_path, capsys):
+    """Regenerated audio under the same paths must not leave the old samples (or tables) in the dump."""
+    data = make_corpus(tmp_path)
+    assert main(["dump", "--data-dir", data, "--out", str(tmp_path / "dump"), "--segments", "1",
+                 "--sample-rate", str(SR)]) == 0
+    before = SegmentTable.load(tmp_path / "dump" / "segments_1s.npz")
+    assert before.active[:, PIANO].sum() < len(before)  # T0 has no piano
+    louder = source_signal(0, 1) * 2                    # T0's bass rewritten, and T0's piano now plays
+    write_audio(tmp_path / "audio" / "T0" / "bass.flac", louder, SR)
+    write_audio(tmp_path / "audio" / "T0" / "piano.flac", source_signal(2, PIANO), SR)
+    capsys.readouterr()
+    assert main(["dump", "--data-dir", data, "--out", str(tmp_path / "dump"), "--segments", "1",
+                 "--sample-rate", str(SR)]) == 0
+    assert "changed since it was dumped (file sizes or modification times differ); dumping again" in \
+        capsys.readouterr().err
+    dump = Dump.open(tmp_path / "dump")
+    np.testing.assert_array_equal(dump.segment(0, 0, SR * SECONDS, [1])[0], louder)
+    np.testing.assert_array_equal(dump.segment(0, 0, SR * SECONDS, [PIANO])[0], source_signal(2, PIANO))
+    after = SegmentTable.load(tmp_path / "dump" / "segments_1s.npz")
+    assert after.active[after.track == 0, PIANO].all()  # the table follows the new audio
+    again = dump_data_dir(data, tmp_path / "dump", sample_rate=SR, progress=pytest.fail)
+    assert again.num_tracks == TRACKS                  # unchanged audio: reused, nothing dumped
+
+
+def test_non_finite_samples_stop_the_dump_naming_file_and_sample(tmp_path, capsys):
+    data = make_corpus(tmp_path)
+    signal = source_signal(4, 2).astype(np.float32)
+    signal[777] = np.inf
+    sf.write(tmp_path / "audio" / "T4" / "piano.wav", signal, SR, subtype="FLOAT")
+    scp = tmp_path / "data" / "piano.scp"
+    scp.write_text(scp.read_text().replace("T4/piano.flac", "T4/piano.wav"))
+    assert main(["dump", "--data-dir", data, "--out", str(tmp_path / "dump"), "--sample-rate", str(SR)]) == 1
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'audio' / 'T4' / 'piano.wav'}: 1 non-finite sample(s)" in error
+    assert "inf at sample 777" in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_truncated_audio_stops_the_dump_naming_the_file(tmp_path, capsys, jobs):
+    data = make_corpus(tmp_path)
+    bass = tmp_path / "audio" / "T2" / "bass.flac"
+    bass.write_bytes(bass.read_bytes()[: bass.stat().st_size // 2])
+    assert main(["dump", "--data-dir", data, "--out", str(tmp_path / "dump"), "--jobs", jobs,
+                 "--sample-rate", str(SR)]) == 1
+    error = capsys.readouterr().err
+    assert f"inmsrl dump: cannot read audio file {bass}" in error and "Traceback" not in error
 
 
 def test_killed_dump_resumes_where_it_stopped(tmp_path):

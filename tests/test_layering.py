@@ -1,6 +1,6 @@
 """The package's import rule: a module imports only from its own layer or the layers below it.
 
-Layers, lowest first (DESIGN.md §2): version/environment → audio → data → models → tasks/train →
+Layers, lowest first (docs/design.md §2): version/environment → audio → data → models → tasks/train →
 eval → search → bin. An upward import would make the low layers drag in the whole toolkit and tie their
 tests to it; this test reads every module's imports without running them.
 """
@@ -39,7 +39,7 @@ def test_every_package_module_belongs_to_a_known_layer():
         if rel.name == "__init__.py" and len(rel.parts) == 1:
             continue
         top = rel.parts[0].removesuffix(".py")
-        assert top in LAYERS, f"inmsrl/{rel}: not in a layer of DESIGN.md §2; add it to LAYERS"
+        assert top in LAYERS, f"inmsrl/{rel}: not in a layer of docs/design.md §2; add it to LAYERS"
 
 
 def test_imports_only_point_down():

@@ -1,4 +1,4 @@
-"""The models of DESIGN.md §4: shapes for real segment lengths, the paper's layer list, conditioning,
+"""The models of docs/design.md §4: shapes for real segment lengths, the paper's layer list, conditioning,
 parameter groups, CUDA-readiness checks that run on a CPU, and the config builder.
 
 Most tests use tiny channel widths (the STFT sizes are the real ones, so every crop/pad path runs);
@@ -179,7 +179,7 @@ def test_paper_size_shapes_for_a_3s_segment():
         assert FeatureExtractor().eval()(separated.magnitude).shape == (1, 128)
 
 
-# --- the paper's layer list (DESIGN.md §4) ----------------------------------------------------
+# --- the paper's layer list (docs/design.md §4) ----------------------------------------------------
 
 def layer_list(module: nn.Module) -> list[tuple]:
     """The network layers in registration (= forward) order, as comparable tuples."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +213,69 @@ def test_bad_configs_are_refused_with_the_key_named(corpus):
     config["model"] = {**config["model"], "mel_bands": 16}
     with pytest.raises(ValueError, match="model section"):
         make_task(config).build_model()
+
+
+def train_cli(tmp_path: Path, config: dict, exp_dir: Path, capsys) -> tuple[int, str]:
+    """``inmsrl train`` on ``config``: its exit status and what it printed on stderr."""
+    path = tmp_path / f"{exp_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    status = main(["train", "--config", str(path), "--exp-dir", str(exp_dir)])
+    return status, capsys.readouterr().err
+
+
+def test_a_malformed_abx_directory_is_named_without_a_traceback(corpus, tmp_path, capsys):
+    abx = tmp_path / "abx"
+    shutil.copytree(corpus / "abx", abx)
+    answers = abx / "inst_sim_abx_answers.csv"
+    lines = answers.read_text().splitlines(keepends=True)
+    answers.write_text("".join(lines[:3]) + lines[3].replace(",A+,", ",Q+,", 1) + "".join(lines[4:]))
+    config = paft_config(corpus, "cascade", abx_dir=str(abx))
+    status, err = train_cli(tmp_path, config, tmp_path / "bad_row", capsys)
+    assert status == 2 and f"inmsrl train: {answers}:4: answer_total = 'Q+'" in err
+    (abx / "dict_triplet_synth1.json").write_text("{")
+    answers.write_text("".join(lines))
+    status, err = train_cli(tmp_path, config, tmp_path / "bad_json", capsys)
+    assert status == 2 and f"inmsrl train: {abx / 'dict_triplet_synth1.json'}:1: not valid JSON" in err
+    status, err = train_cli(tmp_path, paft_config(corpus, "cascade", abx_dir=str(tmp_path / "none")),
+                            tmp_path / "no_abx", capsys)
+    assert status == 2 and f"{tmp_path / 'none' / 'inst_sim_abx_answers.csv'}: answers file not found" in err
+    piano = write_abx_set(tmp_path / "piano_only", [t for t in read_abx_set(corpus / "abx").triplets
+                                                    if t.instrument == "piano"])
+    status, err = train_cli(tmp_path, paft_config(corpus, "cascade", abx_dir=str(piano)),
+                            tmp_path / "piano", capsys)
+    assert status == 2 and f"{piano} (task.abx_dir): no ABX triplet of the instruments the model " \
+                           "embeds (drums, bass)" in err
+    assert "Traceback" not in err
+
+
+def test_an_experiment_directory_that_cannot_be_written_is_named(corpus, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("not a directory\n")
+    config = paft_config(corpus, "cascade")
+    status, err = train_cli(tmp_path, config, tmp_path / "a_file" / "exp", capsys)
+    assert status == 2
+    assert f"inmsrl train: experiment directory {tmp_path / 'a_file' / 'exp'}: cannot write" in err
+    if os.geteuid() != 0:  # root writes into read-only folders anyway
+        (tmp_path / "read_only").mkdir(mode=0o555)
+        status, err = train_cli(tmp_path, config, tmp_path / "read_only", capsys)
+        assert status == 2 and "Permission denied" in err and str(tmp_path / "read_only") in err
+
+
+def test_a_dump_too_small_for_the_triplet_sampler_is_named(corpus, tmp_path, capsys):
+    data = DataDir.load(corpus / "data")
+    one = data.track_ids[:1]
+    DataDir(data.sources, one, {name: {t: data.paths[name][t] for t in one} for name in data.paths},
+            {t: data.durations[t] for t in one}).write(tmp_path / "one_track")
+    dump_data_dir(tmp_path / "one_track", tmp_path / "small_dump")
+    config = {"seed": 0, "model": {"type": "clean", "target_sources": ["drums", "bass"], **TINY},
+              "task": {"name": "triplet", "train_dump": str(tmp_path / "small_dump"),
+                       "valid_dump": str(corpus / "dump"), "segment_seconds": 1, "valid_segment_seconds": 1,
+                       "train_examples": 4, "valid_examples": 4, "batch_size": 4},
+              "optim": {"lr": 1e-3}, "trainer": {"max_epochs": 1}}
+    status, err = train_cli(tmp_path, config, tmp_path / "triplet", capsys)
+    assert status == 2
+    assert f"inmsrl train: {tmp_path / 'small_dump'}, 44100-sample segments: source 0: too few pieces" in err
+    assert "(sources 0 = drums, 1 = bass, 2 = piano)" in err
 
 
 @pytest.mark.parametrize("recipe, conf", [("mini_slakh", "conf"), ("slakh", "conf/paper")])

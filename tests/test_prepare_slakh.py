@@ -10,7 +10,7 @@ import pytest
 import yaml
 from slakh_fixtures import FULL_BAND, NO_PIANO, StemSpec, make_corpus, make_track, write_redux_json
 
-from inmsrl.audio.io import read_audio
+from inmsrl.audio.io import read_audio, write_audio
 from inmsrl.bin.main import main
 from inmsrl.data.datadir import DataDir
 from inmsrl.data.slakh import (
@@ -191,6 +191,83 @@ def test_resume_keeps_finished_submixes_and_redoes_changed_stem_sets(tmp_path, r
     assert not residuals.any()
 
 
+def test_a_rewritten_stem_is_mixed_again(tmp_path, redux_corpus, caplog):
+    """The resume record holds the stems' content (size and mtime), not only which stems went in:
+    a stem cut short and later restored must give the full submix again."""
+    corpus, stems = redux_corpus
+    stem_file = corpus / "train" / "Track00001" / "stems" / "S04.flac"   # strings: residuals
+    original = stem_file.read_bytes()
+    write_audio(stem_file, stems["Track00001"]["S04"][:4000], 16000)      # a truncated render
+    with caplog.at_level(logging.WARNING, logger="inmsrl.data.slakh"):
+        prepare_slakh(corpus, tmp_path / "data", split="redux", sets=["train"])
+    assert f"{stem_file}: 4000 samples, mix has 16000" in caplog.text
+    residuals = tmp_path / "audio" / "train" / "Track00001" / "residuals.flac"
+    assert not read_audio(residuals, sample_rate=None)[0][4000:].any()
+    piano_before = (residuals.parent / "piano.flac").stat().st_mtime_ns
+    stem_file.write_bytes(original)                                        # the stem is fixed
+    prepare_slakh(corpus, tmp_path / "data", split="redux", sets=["train"])
+    np.testing.assert_array_equal(read_audio(residuals, sample_rate=None)[0], stems["Track00001"]["S04"])
+    assert (residuals.parent / "piano.flac").stat().st_mtime_ns == piano_before  # untouched: not redone
+
+
+def test_folders_that_are_not_tracks_are_named(tmp_path, redux_corpus, caplog):
+    corpus, _ = redux_corpus
+    renamed = corpus / "train" / "Tr\u00e4ck00002"                       # "Träck00002"
+    (corpus / "train" / "Track00002").rename(renamed)
+    make_track(corpus / "valid" / "Track00008")                           # not a split folder
+    (corpus / "test" / "notes.txt").write_text("files are not tracks and not reported\n")
+    with caplog.at_level(logging.WARNING, logger="inmsrl.data.slakh"):
+        prepare_slakh(corpus, tmp_path / "data", split="redux")
+    train = DataDir.load(tmp_path / "data" / "train")
+    assert train.track_ids == ("Track00001", "Track00003", "Track00004")
+    assert f"{renamed}: skipped: the redux layout expects TrackNNNNN folders here" in caplog.text
+    assert f"{corpus / 'valid'}: skipped: the redux layout expects train/validation/test/omitted" \
+        in caplog.text
+    assert "notes.txt" not in caplog.text
+    assert "2 warning(s) about the corpus above" in caplog.text
+
+
+def test_metadata_defaults_that_hide_corpus_errors_are_warned_about_and_counted(tmp_path, caplog):
+    corpus = tmp_path / "corpus"
+    band = {"S00": StemSpec(128, inst_class="Drums"), "S01": StemSpec(33, inst_class="Bass")}
+    make_corpus(corpus, {"train": ["Track00001", "Track00002"], "validation": ["Track00003"],
+                         "test": ["Track00004"]},
+                special={"Track00001": band,
+                         "Track00003": {key: StemSpec(spec.program_num, audio_rendered=False)
+                                        for key, spec in FULL_BAND.items()}})
+    corrupt(corpus / "train" / "Track00001", lambda d: d["stems"]["S00"].pop("is_drum"))
+    corrupt(corpus / "train" / "Track00002", lambda d: d["stems"]["S04"].update(program_num=128))
+    with caplog.at_level(logging.WARNING, logger="inmsrl.data.slakh"):
+        prepare_slakh(corpus, tmp_path / "data", split="redux")
+    text = caplog.text
+    assert (f"{corpus / 'train' / 'Track00001' / 'metadata.yaml'}: stem S00 looks like drums (inst_class "
+            "Drums) but has no is_drum: it is mixed into residuals, not drums") in text
+    assert (f"{corpus / 'train' / 'Track00002' / 'metadata.yaml'}: stem S04 looks like drums (program_num "
+            "128) but has is_drum: false") in text
+    assert (f"{corpus / 'validation' / 'Track00003' / 'metadata.yaml'}: no stem has audio_rendered: true; "
+            "every source of Track00003 will be silent next to its mix") in text
+    assert "3 warning(s) about the corpus above" in text
+
+
+def test_stereo_stems_are_mixed_down_with_a_warning_and_anti_phase_is_called_out(tmp_path, caplog):
+    corpus = tmp_path / "corpus"
+    stems = make_corpus(corpus, {"train": ["Track00001"], "validation": ["Track00002"],
+                                 "test": ["Track00003"]})["Track00001"]
+    stems_dir = corpus / "train" / "Track00001" / "stems"
+    bass = stems["S01"]
+    write_audio(stems_dir / "S01.flac", np.stack([bass, bass]), 16000)     # plain stereo
+    guitar = stems["S03"]
+    write_audio(stems_dir / "S03.flac", np.stack([guitar, -guitar]), 16000)  # anti-phase
+    with caplog.at_level(logging.WARNING, logger="inmsrl.data.slakh"):
+        prepare_slakh(corpus, tmp_path / "data", split="redux")
+    assert f"{stems_dir / 'S01.flac'}: 2 channels, mixed down to mono" in caplog.text
+    assert f"{stems_dir / 'S03.flac'}: 2 channels that cancel in the mono mix-down (silent): anti-phase? " \
+        "the stem is lost in its submix" in caplog.text
+    assert "2 warning(s) about the corpus" in caplog.text
+    submix = tmp_path / "audio" / "train" / "Track00001" / "bass.flac"
+    np.testing.assert_array_equal(read_audio(submix, sample_rate=None)[0], bass)
+
+
 def test_bad_metadata_stops_before_writing_and_lists_every_track(tmp_path, redux_corpus):
     corpus, _ = redux_corpus
     first = corrupt(corpus / "train" / "Track00002", lambda d: d["stems"]["S01"].pop("program_num"))
@@ -247,8 +324,8 @@ def test_layout_detection(tmp_path):
         detect_layout(tmp_path / "redux" / "train" / "Track00001" / "stems", omitted)
 
 
-def test_real_redux_json_gives_the_redux_release_sizes(shared_data):
-    omitted = read_redux_json(shared_data / "slakh-splits" / "redux.json")
+def test_real_redux_json_gives_the_redux_release_sizes(slakh_redux_json):
+    omitted = read_redux_json(slakh_redux_json)
     assert len(omitted) == 390
     kept = {split: size - sum(1 for s in omitted.values() if s == split)
             for split, size in (("train", 1500), ("validation", 375), ("test", 225))}

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 # Tiny everything: 16 tracks of 12 s; every training 2-3 epochs of a handful of examples.
 TRAIN_OPTS = ("task.train_examples=8 task.valid_examples=4 task.batch_size=4 task.valid_segment_seconds=3 "
@@ -86,3 +87,13 @@ def test_mini_recipe_stages_0_to_5_with_resume(repo_root, tmp_path):
     third = run_recipe(recipe, work, "--stage", "3", "--stop-stage", "5")
     assert third.returncode == 0, third.stderr[-3000:]
     assert third.stdout.count("is already done") >= 3, third.stdout[-3000:]
+
+    # A stem rewritten after stage 2: re-running stages 1-2 remakes its submix and dumps its set again.
+    stem = sorted((work / "corpus" / "train").glob("Track*/stems/S*.flac"))[0]
+    audio, rate = sf.read(stem)
+    sf.write(stem, audio * 0.5, rate)
+    fourth = run_recipe(recipe, work, "--stage", "1", "--stop-stage", "2")
+    assert fourth.returncode == 0, fourth.stdout[-3000:] + fourth.stderr[-3000:]
+    assert f"{work / 'dump' / 'train'}: the audio of {work / 'data' / 'train'} changed since it was " \
+           "dumped" in fourth.stdout, fourth.stdout[-3000:]
+    assert fourth.stdout.count("dumping again") == 1, "only the set whose audio changed is dumped again"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The shared stage script of every inmsrl recipe (egs/<corpus>/run.sh calls it with the corpus's own
-# options). Stages follow DESIGN.md §5; run a range with --stage/--stop-stage, resume by re-running
+# options). Stages follow docs/design.md §5; run a range with --stage/--stop-stage, resume by re-running
 # from the stage that failed. Corpus-specific work lives in the recipe's local/ scripts.
 set -euo pipefail
 # The whole script is one block, read before it runs: editing it while a recipe runs cannot change
@@ -21,7 +21,7 @@ nj=4                 # parallel jobs for CPU work (data preparation, dumping, em
 ngpu=0               # GPUs per training job (0: CPU)
 seed=0               # random seed of every stage
 exp_dir=exp          # experiments: models, logs, scores
-data_dir=data        # Kaldi-style data directories (DESIGN.md §3)
+data_dir=data        # Kaldi-style data directories (docs/design.md §3)
 dump_dir=dump        # memory-mapped audio and segment tables
 conf_dir=conf        # YAML configurations of the training stages
 
@@ -147,7 +147,7 @@ stage_dump() {
     ${train_cmd} "${dump_dir}/${dset}/log/dump.log" \
       inmsrl dump --data-dir "${data_dir}/${dset}" --out "${dump_dir}/${dset}" \
         --segments ${segment_seconds} --sample-rate "${sample_rate}" --jobs "${nj}"
-    tail -n +2 "${dump_dir}/${dset}/log/dump.log" | grep -E '^ |: [0-9]+ tracks' || true
+    tail -n +2 "${dump_dir}/${dset}/log/dump.log" | grep -E '^ |: [0-9]+ tracks|dumping again' || true
   done
   if [ -x local/abx.sh ]; then
     log "  ABX set for PAFT and perceptual scoring -> ${dump_dir}/abx"

@@ -43,17 +43,77 @@ def read_audio(path: str | Path, sample_rate: int | None = SAMPLE_RATE, mono: bo
 
     Returns ``(audio, sample_rate)``; ``audio`` is ``(samples,)`` when ``mono`` (channels averaged),
     else ``(channels, samples)``. ``start``/``frames`` select a region in the file's own sample rate.
-    With ``sample_rate`` set, the result is resampled to it; ``None`` keeps the file's rate.
+    With ``sample_rate`` set, the result is resampled to it; ``None`` keeps the file's rate. A file
+    that decodes to fewer frames than its header promises, or that holds NaN or infinite samples,
+    raises :class:`AudioReadError` naming the file (and the first bad sample).
     """
     try:
-        data, file_sr = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as stream:
+            available = max(stream.frames - start, 0)
+            expected = available if frames < 0 else min(frames, available)
+            stream.seek(min(start, stream.frames))
+            data = stream.read(frames, dtype="float32", always_2d=True)
+            file_sr = stream.samplerate
     except (sf.LibsndfileError, RuntimeError) as err:
         raise AudioReadError(f"cannot read audio file {path}: {err}") from err
+    if len(data) < expected:
+        raise AudioReadError(f"cannot read audio file {path}: decoded {start + len(data)} of the "
+                             f"{start + available} frames its header gives (truncated?)")
+    check_finite(data, path, first_frame=start)
     audio = data.mean(axis=1) if mono else data.T
     if sample_rate is not None and sample_rate != file_sr:
         audio = resample(audio, file_sr, sample_rate)
         file_sr = sample_rate
     return np.ascontiguousarray(audio, dtype=np.float32), file_sr
+
+
+def check_finite(data: np.ndarray, path: str | Path, first_frame: int = 0) -> None:
+    """Raise :class:`AudioReadError` if ``data`` (``(frames, channels)`` as decoded) holds NaN or inf.
+
+    A float file can hold them and every later step would launder them (int16 conversion turns NaN
+    into 0 and inf into full scale), so they are refused where the file is read.
+    """
+    found = _first_nonfinite(data, first_frame)
+    if found is not None:
+        raise AudioReadError(_nonfinite_message(path, *found))
+
+
+def _first_nonfinite(data: np.ndarray, first_frame: int) -> tuple[int, int, int, float] | None:
+    """``(count, frame, channel, value)`` of the non-finite samples of ``data`` and the first of them."""
+    bad = ~np.isfinite(data)
+    if not bad.any():
+        return None
+    frame, channel = (int(i) for i in np.argwhere(bad)[0])
+    return int(bad.sum()), first_frame + frame, channel, float(data[frame, channel])
+
+
+def _nonfinite_message(path: str | Path, count: int, frame: int, channel: int, value: float) -> str:
+    return (f"{path}: {count} non-finite sample(s) (NaN or inf); the first is {value} at sample {frame} "
+            f"(channel {channel})")
+
+
+def check_audio_file(path: str | Path, block_frames: int = 1 << 20) -> sf._SoundFileInfo:
+    """Decode all of ``path`` block by block and return its header; :class:`AudioReadError` if it does
+    not decode, ends before the frame count its header gives, or holds non-finite samples."""
+    info = audio_info(path)
+    decoded, count, first = 0, 0, None
+    try:
+        with sf.SoundFile(str(path)) as stream:
+            for block in stream.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+                found = _first_nonfinite(block, decoded)
+                if found is not None:
+                    count += found[0]
+                    first = first or found[1:]
+                decoded += len(block)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioReadError(f"cannot decode audio file {path} after {decoded} of {info.frames} frames: "
+                             f"{err}") from err
+    if first is not None:
+        raise AudioReadError(_nonfinite_message(path, count, *first))
+    if decoded != info.frames:
+        raise AudioReadError(f"cannot read audio file {path}: decoded {decoded} of the {info.frames} "
+                             "frames its header gives (truncated?)")
+    return info
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE,

@@ -2,7 +2,8 @@
 
 Reads inst_sim_abx_answers.csv and its dict_triplet_*.json from --abx-dir, drops the attention checks,
 pools each triplet's answers and keeps the triplets on which strictly more than --threshold of the
-answers agree: those are the perceptual-agreement test data.
+answers agree: those are the perceptual-agreement test data. Signs that the answers file lost rows
+(e.g. a download cut short) are warned about on stderr.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"abx_dir": str(abx.root), "threshold": args.threshold,
                           "responses": abx.num_responses, "attention_checks": abx.attention_checks,
                           "failed_attention_subjects": list(abx.failed_attention_subjects),
-                          "table": cells}, indent=2))
+                          "warnings": list(abx.warnings), "table": cells}, indent=2))
         return 0
     print(f"Inst-Sim-ABX in {abx.root}: {len(abx.triplets)} triplets, {abx.num_responses} responses "
           f"({abx.attention_checks} attention checks dropped)")

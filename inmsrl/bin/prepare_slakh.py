@@ -3,7 +3,10 @@
 Reads the original ``slakh2100_flac`` or the ``slakh2100_flac_redux`` layout (or the synthetic corpus of
 ``inmsrl synth``), sums each track's rendered stems into drums/bass/piano/guitar/residuals by MIDI
 program, writes them as ``AUDIO_OUT/<set>/<TrackNNNNN>/<source>.flac`` and ``OUT/<set>/`` data
-directories that list the corpus's own ``mix.flac``. Re-running resumes: finished submixes are kept.
+directories that list the corpus's own ``mix.flac``. Re-running resumes: a finished submix is kept
+while its stem files are unchanged (size and modification time) and made again when one changed. Folders
+that are not tracks and metadata that is probably wrong (drum-like stems without is_drum, tracks without
+rendered stems, stereo stems) are warned about, with their number at the end.
 """
 
 from __future__ import annotations

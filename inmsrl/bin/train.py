@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from torch.multiprocessing import ProcessRaisedException
 
+    from inmsrl.data.abx import AbxFormatError
     from inmsrl.data.dump import DumpError
     from inmsrl.data.triplets import SamplingError
     from inmsrl.models.config import ModelConfigError
@@ -54,7 +55,7 @@ def _train(args: argparse.Namespace) -> int:
                                  source=args.config)
         result = train(config, args.exp_dir, ngpu=args.ngpu, resume=args.resume)
     except (ConfigError, LaunchError, KeyError, TaskConfigError, ModelConfigError, SamplingError,
-            DumpError) as err:
+            DumpError, AbxFormatError) as err:
         print(f"inmsrl train: {err}", file=sys.stderr)
         return 2
     except (TrainingError, CheckpointError) as err:

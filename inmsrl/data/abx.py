@@ -36,12 +36,20 @@ What the data shows (checked against the real files, and relied on here):
 A triplet's ``a``/``b`` are canonical, not the on-screen order: A/B for All-Diff and Y/C for
 One-Shared. Each response's answers are stored relative to that order, with ``swapped`` recording that
 the screen showed (b, a); :func:`write_abx_set` uses it to write the same rows back.
+
+A file that lost rows — cut on a line boundary, or with lines deleted — still parses, so the reader
+looks for the traces and warns (:attr:`AbxSet.warnings`): the pandas index column must count 0, 1, 2,
+...; every triplet that a clip dictionary holds for a set the experiment answered must have answers
+(true of the public data, and of what :func:`write_abx_set` writes); and a file written session by
+session, as the public data is, must not end in a session that answers only part of its set while
+most sessions of that experiment answer all of it. A cut exactly at a session boundary leaves no trace.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 import zlib
 from collections import defaultdict
@@ -50,6 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 ANSWERS_CSV = "inst_sim_abx_answers.csv"
 CSV_COLUMNS = ("ex_name", "subject_id", "reference", "sample_a", "sample_b", "answer_timbre",
@@ -199,6 +209,7 @@ class AbxSet:
     triplets: tuple[AbxTriplet, ...]
     attention_checks: int = 0
     failed_attention_subjects: tuple[str, ...] = ()  # "experiment/subject" that missed a check
+    warnings: tuple[str, ...] = ()  # signs of lost rows (see the module docstring), also logged
 
     @property
     def num_responses(self) -> int:
@@ -301,6 +312,19 @@ class _RawTriplet:
     experiments: dict[str, str]  # experiment -> "file:line" of its first row, for errors
 
 
+@dataclass
+class _Answers:
+    """What the answers CSV holds, grouped by triplet, and what the checks for lost rows need."""
+
+    triplets: dict[tuple, _RawTriplet]
+    attention_checks: int
+    failed: set[str]
+    # Per answer row, in file order: ((experiment, subject, set), (sample, instrument, condition)).
+    rows: list[tuple[tuple[str, str, int], tuple[int, str, str]]]
+    last_line: int
+    index_warning: str | None
+
+
 def _is_attention_check(row: dict[str, str]) -> bool:
     return any(_ATTENTION_CHECK.match(row[column].strip())
                for column in ("reference", "sample_a", "sample_b"))
@@ -311,58 +335,83 @@ def _passed_attention_check(row: dict[str, str]) -> bool:
     return chosen.strip() == row["reference"].strip()
 
 
-def _read_answers(csv_path: Path) -> tuple[dict[tuple, _RawTriplet], int, set[str]]:
-    """Group the answer rows by triplet; returns (triplets, attention checks, failed subjects)."""
+def _read_answers(csv_path: Path) -> _Answers:
+    """Group the answer rows by triplet, with what :func:`_lost_row_warnings` checks."""
     if not csv_path.is_file():
         raise AbxFormatError(f"{csv_path}: answers file not found")
+    try:
+        stream = csv_path.open(newline="", encoding="utf-8")
+    except OSError as err:
+        raise AbxFormatError(f"{csv_path}: cannot read: {err.strerror or err}") from None
+    with stream:
+        reader = csv.DictReader(stream)
+        try:
+            answers = _parse_rows(csv_path, reader)
+        except UnicodeDecodeError as err:
+            raise AbxFormatError(f"{csv_path}: not UTF-8 text after line {reader.line_num} ({err.reason})"
+                                 ) from None
+        except csv.Error as err:
+            raise AbxFormatError(f"{csv_path}:{reader.line_num + 1}: not a readable CSV row: {err}") from None
+    if not answers.rows and not answers.attention_checks:
+        raise AbxFormatError(f"{csv_path}: no answers below the header")
+    return answers
+
+
+def _parse_rows(csv_path: Path, reader: csv.DictReader) -> _Answers:
     triplets: dict[tuple, _RawTriplet] = {}
     attention_checks = 0
     failed: set[str] = set()
-    with csv_path.open(newline="", encoding="utf-8") as stream:
-        reader = csv.DictReader(stream)
-        missing = [column for column in CSV_COLUMNS if column not in (reader.fieldnames or [])]
-        if missing:
-            raise AbxFormatError(f"{csv_path}:1: missing column(s) {', '.join(missing)} "
-                                 f"(header: {', '.join(reader.fieldnames or [])})")
-        for row in reader:
-            where = f"{csv_path}:{reader.line_num}: "
-            if any(row[column] is None for column in CSV_COLUMNS):
-                raise AbxFormatError(f"{where}row has fewer fields than the header")
-            experiment, subject = row["ex_name"].strip(), row["subject_id"].strip()
-            if not _EXPERIMENT.match(experiment):
-                raise AbxFormatError(f"{where}ex_name {experiment!r} is not of the form ex<tag>")
-            total = _answer(row["answer_total"], "answer_total", where, optional=False)
-            if _is_attention_check(row):
-                attention_checks += 1
-                if not _passed_attention_check(row):
-                    failed.add(f"{experiment}/{subject}")
-                continue
-            reference, first, second = (parse_clip_path(row[column].strip(), where)
-                                        for column in ("reference", "sample_a", "sample_b"))
-            condition = _condition(reference, first, second, where)
-            criteria = {name: _answer(row[f"answer_{name}"], f"answer_{name}", where, optional=True)
-                        for name in CRITERIA}
-            try:
-                choice_time = int(row["choice_time"].strip())
-            except ValueError:
-                raise AbxFormatError(f"{where}choice_time {row['choice_time']!r} is not an integer "
-                                     "(milliseconds)") from None
-            swapped = first.letter != PAIR_LETTERS[condition][0]
-            fix = _flip if swapped else (lambda answer: answer)
-            response = AbxResponse(experiment, subject, fix(total), fix(criteria["timbre"]),
-                                   fix(criteria["rhythm"]), fix(criteria["melody"]), choice_time, swapped)
-            key = (reference.set_id, reference.sample_id, reference.instrument, condition)
-            refs = {clip.letter: clip for clip in (reference, first, second)}
-            raw = triplets.get(key)
-            if raw is None:
-                raw = triplets[key] = _RawTriplet(refs, [], {})
-            elif raw.refs != refs:
-                raise AbxFormatError(f"{where}triplet set{key[0]}/{key[1]}/{key[2]} ({condition}) names "
-                                     f"other clips than before: {sorted(c.path for c in refs.values())} vs "
-                                     f"{sorted(c.path for c in raw.refs.values())}")
-            raw.responses.append(response)
-            raw.experiments.setdefault(experiment, where)
-    return triplets, attention_checks, failed
+    rows: list[tuple[tuple[str, str, int], tuple[int, str, str]]] = []
+    index_warning = None
+    missing = [column for column in CSV_COLUMNS if column not in (reader.fieldnames or [])]
+    if missing:
+        raise AbxFormatError(f"{csv_path}:1: missing column(s) {', '.join(missing)} "
+                             f"(header: {', '.join(reader.fieldnames or [])})")
+    has_index = (reader.fieldnames or [None])[0] == ""
+    for number, row in enumerate(reader):
+        where = f"{csv_path}:{reader.line_num}: "
+        if has_index and index_warning is None and row[""] != str(number):
+            index_warning = (f"{where}row index {row['']!r} where {number} was expected: rows are "
+                             "missing or out of order")
+        if any(row[column] is None for column in CSV_COLUMNS):
+            raise AbxFormatError(f"{where}row has fewer fields than the header")
+        experiment, subject = row["ex_name"].strip(), row["subject_id"].strip()
+        if not _EXPERIMENT.match(experiment):
+            raise AbxFormatError(f"{where}ex_name {experiment!r} is not of the form ex<tag>")
+        total = _answer(row["answer_total"], "answer_total", where, optional=False)
+        if _is_attention_check(row):
+            attention_checks += 1
+            if not _passed_attention_check(row):
+                failed.add(f"{experiment}/{subject}")
+            continue
+        reference, first, second = (parse_clip_path(row[column].strip(), where)
+                                    for column in ("reference", "sample_a", "sample_b"))
+        condition = _condition(reference, first, second, where)
+        criteria = {name: _answer(row[f"answer_{name}"], f"answer_{name}", where, optional=True)
+                    for name in CRITERIA}
+        try:
+            choice_time = int(row["choice_time"].strip())
+        except ValueError:
+            raise AbxFormatError(f"{where}choice_time {row['choice_time']!r} is not an integer "
+                                 "(milliseconds)") from None
+        swapped = first.letter != PAIR_LETTERS[condition][0]
+        fix = _flip if swapped else (lambda answer: answer)
+        response = AbxResponse(experiment, subject, fix(total), fix(criteria["timbre"]),
+                               fix(criteria["rhythm"]), fix(criteria["melody"]), choice_time, swapped)
+        key = (reference.set_id, reference.sample_id, reference.instrument, condition)
+        refs = {clip.letter: clip for clip in (reference, first, second)}
+        raw = triplets.get(key)
+        if raw is None:
+            raw = triplets[key] = _RawTriplet(refs, [], {})
+        elif raw.refs != refs:
+            raise AbxFormatError(f"{where}triplet set{key[0]}/{key[1]}/{key[2]} ({condition}) names "
+                                 f"other clips than before: {sorted(c.path for c in refs.values())} vs "
+                                 f"{sorted(c.path for c in raw.refs.values())}")
+        raw.responses.append(response)
+        raw.experiments.setdefault(experiment, where)
+        rows.append(((experiment, subject, reference.set_id),
+                     (reference.sample_id, reference.instrument, condition)))
+    return _Answers(triplets, attention_checks, failed, rows, reader.line_num, index_warning)
 
 
 def _load_json(path: Path) -> dict:
@@ -370,9 +419,17 @@ def _load_json(path: Path) -> dict:
         raise AbxFormatError(f"{path}: clip dictionary not found (needed by the answers' ex_name)")
     try:
         with path.open(encoding="utf-8") as stream:
-            return json.load(stream)
+            content = json.load(stream)
     except json.JSONDecodeError as err:
         raise AbxFormatError(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from err
+    except UnicodeDecodeError as err:
+        raise AbxFormatError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise AbxFormatError(f"{path}: cannot read: {err.strerror or err}") from None
+    if not isinstance(content, dict):
+        raise AbxFormatError(f"{path}: expected an object of sets (set -> sample -> test -> instrument -> "
+                             f"letter), got {type(content).__name__}")
+    return content
 
 
 def _resolve(ref: _ClipRef, letters: Sequence[str], clip_dict: dict, json_path: Path, where: str) -> AbxClip:
@@ -382,6 +439,9 @@ def _resolve(ref: _ClipRef, letters: Sequence[str], clip_dict: dict, json_path: 
         tests = clip_dict[str(ref.set_id)][str(ref.sample_id)]
     except (KeyError, TypeError):
         raise AbxFormatError(f"{where}{ref.path}: {context} is missing") from None
+    if not isinstance(tests, dict):
+        raise AbxFormatError(f"{where}{ref.path}: {context} is not an object of tests "
+                             f"(got {type(tests).__name__})")
     candidates = [test.get(ref.instrument) for test in tests.values() if isinstance(test, dict)]
     entries = [entry for entry in candidates if isinstance(entry, dict) and all(
         letter in entry for letter in letters)]
@@ -413,10 +473,11 @@ def read_abx_set(abx_dir: str | Path, drop_failed_subjects: bool = False) -> Abx
     """
     root = Path(abx_dir)
     csv_path = root / ANSWERS_CSV
-    raw_triplets, attention_checks, failed = _read_answers(csv_path)
+    answers = _read_answers(csv_path)
+    failed = answers.failed
     dicts: dict[str, tuple[Path, dict]] = {}
     triplets = []
-    for key, raw in raw_triplets.items():
+    for key, raw in answers.triplets.items():
         set_id, sample_id, instrument, condition = key
         letters = ("X", *PAIR_LETTERS[condition])
         clips: dict[str, AbxClip] = {}
@@ -436,7 +497,61 @@ def read_abx_set(abx_dir: str | Path, drop_failed_subjects: bool = False) -> Abx
             triplets.append(AbxTriplet(set_id, sample_id, instrument, condition, clips["X"],
                                        clips[letters[1]], clips[letters[2]], responses))
     triplets.sort(key=_sort_key)
-    return AbxSet(root, tuple(triplets), attention_checks, tuple(sorted(failed)))
+    warnings = _lost_row_warnings(csv_path, answers, dicts)
+    for warning in warnings:
+        logger.warning("%s", warning)
+    return AbxSet(root, tuple(triplets), answers.attention_checks, tuple(sorted(failed)), tuple(warnings))
+
+
+def _set_triplets(clip_dict: dict, set_id: int) -> set[tuple[int, str, str]]:
+    """(sample, instrument, condition) of every triplet a clip dictionary holds for ``set_id``; parts
+    that are not shaped as the format says are left out (reading the answers checks what they use)."""
+    found = set()
+    samples = clip_dict.get(str(set_id))
+    for sample, tests in (samples.items() if isinstance(samples, dict) else ()):
+        for test in (tests.values() if isinstance(tests, dict) else ()):
+            for instrument, clips in (test.items() if isinstance(test, dict) else ()):
+                letters = set(clips) if isinstance(clips, dict) else set()
+                for condition, pair in PAIR_LETTERS.items():
+                    if letters == {"X", *pair} and sample.isdigit():
+                        found.add((int(sample), instrument, condition))
+    return found
+
+
+def _lost_row_warnings(csv_path: Path, answers: _Answers, dicts: dict[str, tuple[Path, dict]]) -> list[str]:
+    """Traces of rows lost from the answers (see the module docstring), as messages naming the files."""
+    warnings = [answers.index_warning] if answers.index_warning else []
+    answered: dict[tuple[str, int], set] = defaultdict(set)   # (experiment, set) -> triplets answered
+    by_session: dict[tuple[str, str, int], set] = defaultdict(set)
+    for session, triplet in answers.rows:
+        answered[session[0], session[2]].add(triplet)
+        by_session[session].add(triplet)
+    expected = {(experiment, set_id): _set_triplets(dicts[experiment][1], set_id)
+                for experiment, set_id in answered}
+    for (experiment, set_id), got in sorted(answered.items()):
+        missing = sorted(expected[experiment, set_id] - got)
+        if missing:
+            shown = ", ".join(f"set{set_id}/{sample}/{instrument}/{condition}"
+                              for sample, instrument, condition in missing[:5])
+            warnings.append(f"{csv_path}: {len(missing)} triplet(s) that {dicts[experiment][0].name} holds "
+                            f"for set {set_id}, which {experiment} answered, have no answer ({shown}"
+                            f"{', ...' if len(missing) > 5 else ''}): rows are missing (a file cut short?)")
+    if not answers.rows:
+        return warnings
+    last = answers.rows[-1][0]
+    trailing = next((i for i, (session, _) in enumerate(reversed(answers.rows)) if session != last),
+                    len(answers.rows))
+    in_order = trailing == sum(session == last for session, _ in answers.rows)
+    experiment, _, set_id = last
+    sessions = [key for key in by_session if key[0] == experiment]
+    complete = sum(by_session[key] >= expected[experiment, key[2]] for key in sessions)
+    size = len(expected[experiment, set_id])
+    if in_order and len(by_session[last]) < size and complete > len(sessions) / 2:
+        warnings.append(f"{csv_path}:{answers.last_line}: the file ends inside a session: {experiment} "
+                        f"{last[1]} answered {len(by_session[last])} of the {size} triplets of set {set_id}, "
+                        f"while {complete} of {len(sessions)} {experiment} sessions answered all of their "
+                        "set: the file may be cut short")
+    return warnings
 
 
 def _instrument_rank(instrument: str) -> tuple[int, str]:

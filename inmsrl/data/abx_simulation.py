@@ -1,4 +1,4 @@
-"""An Inst-Sim-ABX set for a synthetic corpus, answered by simulated listeners (DESIGN.md §7).
+"""An Inst-Sim-ABX set for a synthetic corpus, answered by simulated listeners (docs/design.md §7).
 
 The public ABX answers refer to Slakh audio that a synthetic corpus does not have, so PAFT and the
 perceptual-agreement score need an ABX set of their own, in the same CSV+JSON format. Its clips are 5 s

@@ -20,8 +20,10 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,12 +223,16 @@ def _compare_ids(path: Path, line_of: Mapping[str, int], reference: Path, ref_id
 
 def validate_data_dir(root: str | Path, check_paths: bool = True, check_audio: bool = False,
                       sample_rate: int | None = None,
-                      duration_tolerance: float = DEFAULT_DURATION_TOLERANCE) -> list[str]:
+                      duration_tolerance: float = DEFAULT_DURATION_TOLERANCE, decode: bool = False,
+                      jobs: int = 1, progress: bool = False) -> list[str]:
     """Every way ``root`` breaks the contract, as ``file:line: message`` strings (empty when valid).
 
     ``check_paths`` checks that each audio path exists; ``check_audio`` also opens each file's header
-    (once the text files are valid): it must decode, have the same sample rate as the track's other
-    files (and ``sample_rate`` if given), and last ``track2dur`` seconds within ``duration_tolerance``.
+    (once the text files are valid): it must be readable, have the same sample rate as the track's
+    other files (and ``sample_rate`` if given), and last ``track2dur`` seconds within
+    ``duration_tolerance``. ``decode`` (with ``check_audio``) decodes every file to its end, in ``jobs``
+    processes: a truncated file or one with NaN/inf samples is an error naming the file and sample.
+    ``progress`` shows a progress bar on stderr when it is a terminal.
     """
     root = Path(root)
     if not root.is_dir():
@@ -278,33 +284,64 @@ def validate_data_dir(root: str | Path, check_paths: bool = True, check_audio: b
             _compare_ids(dur_path, line_of, reference[0], reference[2], errors)
 
     if check_audio and not errors:
-        errors.extend(_audio_errors(tables, durations, sample_rate, duration_tolerance))
+        errors.extend(_audio_errors(tables, durations, sample_rate, duration_tolerance, decode, jobs,
+                                    progress))
     return errors
 
 
+def _audio_header(path: str, decode: bool) -> tuple[int, int] | str:
+    """``(sample rate, frames)`` of ``path``, reading its header or (``decode``) all of it; or the error."""
+    from inmsrl.audio.io import AudioReadError, audio_info, check_audio_file
+
+    try:
+        info = check_audio_file(path) if decode else audio_info(path)
+    except AudioReadError as err:
+        return str(err)
+    return info.samplerate, info.frames
+
+
+def _audio_headers(values: list[str], decode: bool, jobs: int) -> Iterator[tuple[int, int] | str]:
+    """:func:`_audio_header` of every file in order, in ``jobs`` processes."""
+    if jobs <= 1 or len(values) <= 1:
+        yield from (_audio_header(value, decode) for value in values)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield from pool.map(_audio_header, values, [decode] * len(values),
+                            chunksize=max(1, len(values) // (8 * jobs)))
+
+
 def _audio_errors(tables: Mapping[str, tuple[Path, list[tuple[str, str]], dict[str, int]]],
-                  durations: Mapping[str, float], sample_rate: int | None, tolerance: float) -> list[str]:
-    """Open every file's header: decodable, one sample rate per track, length matching ``track2dur``."""
-    from inmsrl.audio.io import AudioReadError, audio_info
+                  durations: Mapping[str, float], sample_rate: int | None, tolerance: float,
+                  decode: bool = False, jobs: int = 1, progress: bool = False) -> list[str]:
+    """Open (or decode) every file: readable, one sample rate per track, length matching ``track2dur``."""
+    from tqdm import tqdm
+
+    files = [(path, line_of[tid], tid, value) for path, rows, line_of in tables.values()
+             for tid, value in rows]
+    values = [value for *_, value in files]
+    with tqdm(total=len(files), desc="decoding" if decode else "reading headers", unit="file",
+              file=sys.stderr, disable=None if progress else True, dynamic_ncols=True) as bar:
+        headers = []
+        for header in _audio_headers(values, decode, jobs):
+            headers.append(header)
+            bar.update()
 
     errors = []
     rate_of: dict[str, tuple[int, Path, int]] = {}
-    for path, rows, line_of in tables.values():
-        for tid, value in rows:
-            where = f"{path}:{line_of[tid]}"
-            try:
-                info = audio_info(value)
-            except AudioReadError as err:
-                errors.append(f"{where}: {err}")
-                continue
-            if sample_rate is not None and info.samplerate != sample_rate:
-                errors.append(f"{where}: {value} has sample rate {info.samplerate}, expected {sample_rate}")
-            first = rate_of.setdefault(tid, (info.samplerate, path, line_of[tid]))
-            if first[0] != info.samplerate:
-                errors.append(f"{where}: {value} has sample rate {info.samplerate} but "
-                              f"{first[1].name}:{first[2]} has {first[0]} for the same track")
-            seconds = info.frames / info.samplerate
-            if abs(seconds - durations[tid]) > tolerance:
-                errors.append(f"{where}: {value} lasts {seconds:.3f} s but track2dur gives "
-                              f"{durations[tid]:.3f} s for {tid} (tolerance {tolerance} s)")
+    for (path, line, tid, value), header in zip(files, headers, strict=True):
+        where = f"{path}:{line}"
+        if isinstance(header, str):
+            errors.append(f"{where}: {header}")
+            continue
+        rate, frames = header
+        if sample_rate is not None and rate != sample_rate:
+            errors.append(f"{where}: {value} has sample rate {rate}, expected {sample_rate}")
+        first = rate_of.setdefault(tid, (rate, path, line))
+        if first[0] != rate:
+            errors.append(f"{where}: {value} has sample rate {rate} but "
+                          f"{first[1].name}:{first[2]} has {first[0]} for the same track")
+        seconds = frames / rate
+        if abs(seconds - durations[tid]) > tolerance:
+            errors.append(f"{where}: {value} lasts {seconds:.3f} s but track2dur gives "
+                          f"{durations[tid]:.3f} s for {tid} (tolerance {tolerance} s)")
     return errors

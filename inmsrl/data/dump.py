@@ -1,6 +1,6 @@
 """The dump: every (track, source) of a data directory decoded once into one memory-mapped array.
 
-Training never decodes FLAC (DESIGN.md §3). ``dump_data_dir`` writes, for one data directory,
+Training never decodes FLAC (docs/design.md §3). ``dump_data_dir`` writes, for one data directory,
 
 * ``audio.int16`` — a raw ``(num_sources, total_samples)`` int16 array (C order): row ``s`` is source
   ``s`` of every track, tracks one after another, so any segment of any (track, source) is one slice;
@@ -10,12 +10,19 @@ Training never decodes FLAC (DESIGN.md §3). ``dump_data_dir`` writes, for one d
 * ``progress.txt`` while it runs — the ids already written, so a killed dump resumes where it stopped.
 
 Audio that is not at the dump's sample rate or not mono is resampled and mixed down on the way in
-(``inmsrl.audio.io.read_audio``); an unreadable file stops the dump with an error naming it.
+(``inmsrl.audio.io.read_audio``); an unreadable or truncated file, or one with NaN/inf samples, stops
+the dump with an error naming it.
+
+A dump records two fingerprints of what it was made from: *which* data (sources, track ids, audio
+paths, sample rate) and *what content* (every audio file's size and modification time). Asked to dump
+other data into a finished dump is an error; the same data whose audio changed (e.g. regenerated
+submixes) is dumped again, and the segment tables built from the old audio are removed with it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,6 +39,7 @@ AUDIO_FILE = "audio.int16"
 INDEX_FILE = "dump.yaml"
 PROGRESS_FILE = "progress.txt"
 LAYOUT_FILE = "layout.yaml"  # the planned index, written before any audio, for resuming
+SEGMENT_TABLES = "segments_*s.npz"  # inmsrl.data.segments.table_path: derived from the audio
 INT16_SCALE = 32768.0
 
 
@@ -115,15 +123,21 @@ def dump_data_dir(data_dir: str | Path, out: str | Path, sample_rate: int = SAMP
     data = DataDir.load(data_dir)
     out = Path(out)
     fingerprint = _fingerprint(data, sample_rate)
+    content = content_stamp(data)
     if (out / INDEX_FILE).exists():
         index = _read_yaml(out / INDEX_FILE)
         if index.get("fingerprint") != fingerprint:
             raise DumpError(f"{out} holds a dump of other data (or another sample rate) than {data_dir}; "
                             f"remove it to dump again")
-        return Dump.open(out)
+        if index.get("content") == content:
+            return Dump.open(out)
+        if progress:
+            progress(f"{out}: the audio of {data_dir} changed since it was dumped (file sizes or "
+                     "modification times differ); dumping again")
+        (out / INDEX_FILE).unlink()
 
     out.mkdir(parents=True, exist_ok=True)
-    layout = _plan_or_resume(data, out, sample_rate, fingerprint)
+    layout = _plan_or_resume(data, out, sample_rate, fingerprint, content)
     done = _read_progress(out / PROGRESS_FILE)
     todo = [i for i, t in enumerate(layout["tracks"]) if t["id"] not in done]
     total = int(layout["total_samples"])
@@ -149,15 +163,17 @@ def dump_data_dir(data_dir: str | Path, out: str | Path, sample_rate: int = SAMP
                 _write_track(*args)
                 record(i)
         else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            # Not forked from this process: resampling may have started torch's thread pool here,
+            # and a forked child that resamples too would wait forever on its locks.
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("forkserver")
+                                     ) as pool:
                 futures = {pool.submit(_write_track, *args): i
                            for i, args in zip(todo, jobs_args, strict=True)}
                 for future in as_completed(futures):
                     future.result()
                     record(futures[future])
 
-    index = dict(layout, fingerprint=fingerprint)
-    _write_yaml(out / INDEX_FILE, index)
+    _write_yaml(out / INDEX_FILE, layout)
     (out / PROGRESS_FILE).unlink(missing_ok=True)
     (out / LAYOUT_FILE).unlink(missing_ok=True)
     return Dump.open(out)
@@ -171,15 +187,30 @@ def _fingerprint(data: DataDir, sample_rate: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def _plan_or_resume(data: DataDir, out: Path, sample_rate: int, fingerprint: str) -> dict:
-    """The index to fill: reused from an interrupted run of the same data, else planned anew."""
+def content_stamp(data: DataDir) -> str:
+    """A hash of every audio file's size and modification time (ns): changes when any file is rewritten."""
+    digest = hashlib.sha256()
+    for tid in data.track_ids:
+        for name in (MIX, *data.sources):
+            path = data.audio_path(tid, name)
+            try:
+                stat = path.stat()
+            except OSError as err:
+                raise DumpError(f"{path}: cannot read: {err.strerror or err}") from err
+            digest.update(f"{path} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _plan_or_resume(data: DataDir, out: Path, sample_rate: int, fingerprint: str, content: str) -> dict:
+    """The index to fill: reused from an interrupted run of the same data and audio, else planned anew
+    (dropping the audio, progress and segment tables of the old plan)."""
     layout_path = out / LAYOUT_FILE
     if layout_path.exists():
         layout = _read_yaml(layout_path)
-        if layout.get("fingerprint") == fingerprint:
+        if layout.get("fingerprint") == fingerprint and layout.get("content") == content:
             return layout
-        for stale in (AUDIO_FILE, PROGRESS_FILE):
-            (out / stale).unlink(missing_ok=True)
+    for stale in (AUDIO_FILE, PROGRESS_FILE, *(p.name for p in out.glob(SEGMENT_TABLES))):
+        (out / stale).unlink(missing_ok=True)
     tracks, offset = [], 0
     for tid in data.track_ids:
         info = audio_info(data.audio_path(tid, MIX))
@@ -187,7 +218,7 @@ def _plan_or_resume(data: DataDir, out: Path, sample_rate: int, fingerprint: str
         tracks.append({"id": tid, "offset": offset, "length": length})
         offset += length
     layout = {"sources": list(data.sources), "sample_rate": sample_rate, "total_samples": offset,
-              "tracks": tracks, "fingerprint": fingerprint}
+              "tracks": tracks, "fingerprint": fingerprint, "content": content}
     _write_yaml(layout_path, layout)
     return layout
 

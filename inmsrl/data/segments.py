@@ -2,7 +2,7 @@
 
 A table lists every non-overlapping segment of ``length`` samples of every track (the tail shorter
 than a segment is dropped) and, per source, whether the source is active in it. The silence rule is the
-authors' (DESIGN.md §3): a source is *silent* in a segment if some window of a quarter of the segment
+authors' (docs/design.md §3): a source is *silent* in a segment if some window of a quarter of the segment
 length, taken every 5000 samples from the segment's start, has max − min below 1e-4 — a part that
 drops out for a quarter of the segment does not count as playing there. Running max/min filters make
 this linear in the audio length, so tables for all of Slakh take minutes, not hours.

@@ -13,6 +13,12 @@ Two layouts are read:
 * ``original`` — ``slakh2100_flac``: ``TrackXXXXX`` folders either all in one folder or in
   ``train/ validation/ test/``; the split follows the track number (≤1500 train, ≤1875 validation,
   the rest test) and the duplicate-MIDI tracks that ``redux.json`` marks ``omit`` are dropped.
+
+Folders that are not ``TrackNNNNN`` where tracks are expected are named in a warning, never dropped
+without a word. Metadata that Slakh's defaults would silently misread is warned about too: a stem that
+looks like drums (``inst_class: Drums`` or a program above 127) without ``is_drum: true`` is mixed
+into residuals, and a track without any rendered stem gives silent sources next to a full mix. A
+stereo stem is mixed down to mono with a warning, louder when its channels cancel (anti-phase).
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ TRACK_DIR = re.compile(r"^Track(\d+)$")
 METADATA = "metadata.yaml"
 MIX_FILE = "mix.flac"
 MANIFEST = "submix.json"
+# A stereo stem whose mono mix-down is this much quieter than its channels mostly cancels out.
+ANTI_PHASE_DB = 10.0
 
 
 AMBIGUOUS_LAYOUT = ("split folders without omitted/ and no redux.json to tell the releases apart; "
@@ -75,6 +83,7 @@ class Stem:
     integrated_loudness: float | None = None
     midi_saved: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    defaulted: tuple[str, ...] = ()  # flags the metadata left out, which took Slakh's defaults
 
 
 @dataclass(frozen=True)
@@ -162,7 +171,8 @@ def _parse_stem(path: Path, key: str, entry: Any) -> Stem:
     return Stem(key=key, program_num=program, inst_class=entry.get("inst_class"),
                 midi_program_name=entry.get("midi_program_name"), plugin_name=entry.get("plugin_name"),
                 integrated_loudness=entry.get("integrated_loudness"), midi_saved=entry.get("midi_saved"),
-                extra={k: v for k, v in entry.items() if k not in _STEM_FIELDS}, **flags)
+                extra={k: v for k, v in entry.items() if k not in _STEM_FIELDS},
+                defaulted=tuple(name for name in flags if name not in entry), **flags)
 
 
 def read_track_metadata(track_dir: str | Path) -> TrackMetadata:
@@ -203,6 +213,25 @@ def read_track_metadata(track_dir: str | Path) -> TrackMetadata:
     return meta
 
 
+def metadata_warnings(meta: TrackMetadata) -> list[str]:
+    """What in a track's metadata is probably wrong although it parses: drum-like stems that are not
+    marked ``is_drum`` (they go to residuals) and a track without any rendered stem (silent sources)."""
+    path = meta.directory / METADATA
+    warnings = []
+    for key in sorted(meta.stems):
+        stem = meta.stems[key]
+        if stem.is_drum or not (stem.inst_class == "Drums" or stem.program_num > 127):
+            continue
+        evidence = "inst_class Drums" if stem.inst_class == "Drums" else f"program_num {stem.program_num}"
+        flag = "has no is_drum" if "is_drum" in stem.defaulted else "has is_drum: false"
+        warnings.append(f"{path}: stem {key} looks like drums ({evidence}) but {flag}: it is mixed into "
+                        f"{stem_class(stem)}, not drums")
+    if not any(stem.audio_rendered for stem in meta.stems.values()):
+        warnings.append(f"{path}: no stem has audio_rendered: true; every source of {meta.track_id} will be "
+                        f"silent next to its mix ({meta.mix_path})")
+    return warnings
+
+
 def read_redux_json(path: str | Path) -> dict[str, str]:
     """Tracks that ``redux.json`` (slakh-utils) omits, mapped to their original split."""
     path = Path(path)
@@ -226,11 +255,35 @@ def read_redux_json(path: str | Path) -> dict[str, str]:
 
 
 def _track_dirs(folder: Path) -> list[Path]:
-    """``TrackNNNNN`` sub-folders of ``folder``, sorted by name (other entries are ignored)."""
+    """``TrackNNNNN`` sub-folders of ``folder``, sorted by name (see :func:`_other_dirs` for the rest)."""
     if not folder.is_dir():
         return []
     tracks = [p for p in folder.iterdir() if p.is_dir() and TRACK_DIR.match(p.name)]
     return sorted(tracks, key=lambda p: p.name)
+
+
+def _other_dirs(folder: Path, expected: Callable[[str], bool]) -> list[Path]:
+    """Sub-folders of ``folder`` whose names ``expected`` does not accept (files are not looked at)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not expected(p.name))
+
+
+def _is_track(name: str) -> bool:
+    return TRACK_DIR.match(name) is not None
+
+
+def _skipped_folders(corpus: Path, layout: str) -> list[tuple[Path, str]]:
+    """Folders of ``corpus`` that the ``layout`` does not read where it looks for tracks, each with
+    what it expects there."""
+    split_dirs = [corpus / split for split in SPLITS if (corpus / split).is_dir()]
+    if layout == "original" and not split_dirs:
+        return [(folder, "TrackNNNNN") for folder in _other_dirs(corpus, _is_track)]
+    splits = (*SPLITS, "omitted")
+    skipped = [(folder, "/".join(splits)) for folder in _other_dirs(corpus, lambda name: name in splits)]
+    for split_dir in split_dirs:
+        skipped += [(folder, "TrackNNNNN") for folder in _other_dirs(split_dir, _is_track)]
+    return skipped
 
 
 def detect_layout(corpus: Path, omitted: Mapping[str, str] | None) -> tuple[str, str]:
@@ -295,6 +348,8 @@ def list_corpus(corpus: str | Path, layout: str = "auto",
     twice = sorted(track_id for track_id, count in counts.items() if count > 1)
     if twice:
         raise SlakhError(f"{corpus}: track(s) found in more than one folder: {', '.join(twice[:5])}")
+    for folder, expected in _skipped_folders(corpus, layout):
+        logger.warning("%s: skipped: the %s layout expects %s folders here", folder, layout, expected)
     if not tracks:
         raise SlakhError(f"{corpus}: no tracks found in the {layout} layout")
     return sorted(tracks, key=lambda t: t.track_id), layout
@@ -340,14 +395,47 @@ def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     tmp.replace(path)
 
 
+def _stem_stamps(meta: TrackMetadata, keys: Sequence[str]) -> list[list[Any]]:
+    """``[key, size, mtime_ns]`` of each stem file: what a submix was made from, content included."""
+    stamps = []
+    for key in keys:
+        path = meta.stem_path(key)
+        try:
+            stat = path.stat()
+        except OSError as err:
+            raise SlakhError(f"{path}: cannot read: {err.strerror or err}") from err
+        stamps.append([key, stat.st_size, stat.st_mtime_ns])
+    return stamps
+
+
+def _read_stem(path: Path, warnings: list[str]) -> tuple[np.ndarray, int]:
+    """A stem as mono float32 and its rate; a stereo stem is mixed down with a warning, and called
+    out when its channels cancel in the mix-down (anti-phase)."""
+    audio, rate = read_audio(path, sample_rate=None, mono=False)
+    if len(audio) == 1:
+        return audio[0], rate
+    mono = audio.mean(axis=0)
+    channel_power = float(np.mean(np.square(audio, dtype=np.float64)))
+    mono_power = float(np.mean(np.square(mono, dtype=np.float64)))
+    if channel_power > 0 and mono_power < channel_power * 10 ** (-ANTI_PHASE_DB / 10):
+        drop = 10 * np.log10(channel_power / mono_power) if mono_power > 0 else np.inf
+        level = "silent" if drop > 120 else f"{drop:.0f} dB below the channels"
+        warnings.append(f"{path}: {len(audio)} channels that cancel in the mono mix-down ({level}): "
+                        "anti-phase? the stem is lost in its submix")
+    else:
+        warnings.append(f"{path}: {len(audio)} channels, mixed down to mono (Slakh stems are mono)")
+    return mono, rate
+
+
 def write_track_submixes(meta: TrackMetadata, out_dir: str | Path,
                          sources: Sequence[str] = SOURCES) -> tuple[TrackRecord, int, list[str]]:
     """Write ``out_dir/<source>.flac`` for every source: the sum of that class's rendered stems.
 
-    Every submix has the mix's length and sample rate (a class without stems gives silence). The
-    stem keys of each submix are recorded in ``out_dir/submix.json`` after it is written, so a
-    re-run skips a submix whose file exists and whose stem set is unchanged. Returns the track's
-    data-directory record, how many submixes were written, and warnings (clipping, length mismatch).
+    Every submix has the mix's length and sample rate (a class without stems gives silence). Each
+    submix's stems — keys, file sizes and modification times — are recorded in ``out_dir/submix.json``
+    after it is written, so a re-run skips a submix whose file exists and whose stems are unchanged,
+    and remakes it when a stem was added, removed or rewritten. Returns the track's data-directory
+    record, how many submixes were written, and warnings (clipping, length mismatch, stereo stems).
     """
     out_dir = Path(out_dir)
     info = audio_info(meta.mix_path)
@@ -359,14 +447,17 @@ def write_track_submixes(meta: TrackMetadata, out_dir: str | Path,
         manifest = {"frames": frames, "sample_rate": rate, "sources": {}}
     done: dict[str, Any] = manifest.setdefault("sources", {})
     written, warnings = 0, []
+    if info.channels > 1:
+        warnings.append(f"{meta.mix_path}: {info.channels} channels; later stages mix it down to mono")
     for source in sources:
         target = out_dir / f"{source}.flac"
-        if target.is_file() and done.get(source) == groups[source]:
+        stamps = _stem_stamps(meta, groups[source])
+        if target.is_file() and done.get(source) == stamps:
             continue
         submix = np.zeros(frames, dtype=np.float32)
         for key in groups[source]:
             stem_path = meta.stem_path(key)
-            stem, stem_rate = read_audio(stem_path, sample_rate=None)
+            stem, stem_rate = _read_stem(stem_path, warnings)
             if stem_rate != rate:
                 raise SlakhError(f"{stem_path}: sample rate {stem_rate} differs from "
                                  f"{meta.mix_path}'s {rate}")
@@ -379,7 +470,7 @@ def write_track_submixes(meta: TrackMetadata, out_dir: str | Path,
             warnings.append(f"{target}: {clipped} samples beyond full scale clipped")
         out_dir.mkdir(parents=True, exist_ok=True)
         write_audio(target, submix, rate)
-        done[source] = groups[source]
+        done[source] = stamps
         _write_json_atomic(manifest_path, manifest)
         written += 1
     record = TrackRecord(meta.track_id, meta.mix_path,
@@ -393,19 +484,21 @@ def default_audio_out(out: str | Path) -> Path:
 
 
 def _run_jobs(jobs: list[tuple[TrackMetadata, Path]], n_jobs: int, label: str,
-              log: Callable[[str], None]) -> list[TrackRecord]:
-    """Write every track's submixes (in ``n_jobs`` processes), logging progress and warnings."""
+              log: Callable[[str], None]) -> tuple[list[TrackRecord], int]:
+    """Write every track's submixes (in ``n_jobs`` processes), logging progress and warnings; returns
+    the records and how many warnings were logged."""
     records: list[TrackRecord] = []
-    written_tracks = 0
+    written_tracks = warned = 0
     total = len(jobs)
     step = max(1, total // 20)
     last_report = time.monotonic()
 
     def collect(result: tuple[TrackRecord, int, list[str]]) -> None:
-        nonlocal written_tracks, last_report
+        nonlocal written_tracks, warned, last_report
         record, written, warnings = result
         records.append(record)
         written_tracks += bool(written)
+        warned += len(warnings)
         for warning in warnings:
             logger.warning("%s", warning)
         count = len(records)
@@ -426,7 +519,7 @@ def _run_jobs(jobs: list[tuple[TrackMetadata, Path]], n_jobs: int, label: str,
             except BaseException:
                 pool.shutdown(cancel_futures=True)  # report the failure now, not after every other track
                 raise
-    return records
+    return records, warned
 
 
 def prepare_slakh(corpus: str | Path, out: str | Path, audio_out: str | Path | None = None,
@@ -437,15 +530,17 @@ def prepare_slakh(corpus: str | Path, out: str | Path, audio_out: str | Path | N
     """Recipe stage 1: write ``out/<set>/`` data directories and ``audio_out/<set>/<track>/<source>.flac``.
 
     Every track's metadata is read and checked before any audio is written, so that a broken corpus
-    is reported (all problems at once) without leaving partial output. Submixes already written for
-    the same stems are kept, so an interrupted run resumes. Paths in the scp files are written as
-    given here (relative ones stay relative to the working directory). Returns the written folders.
+    is reported (all problems at once) without leaving partial output. Submixes already written from
+    the same stem files are kept, so an interrupted run resumes. Paths in the scp files are written as
+    given here (relative ones stay relative to the working directory). Every warning about the corpus
+    (see the module docstring) is logged, and their number at the end. Returns the written folders.
     """
     unknown = [name for name in sets if name not in SPLITS]
     if unknown or not sets:
         raise SlakhError(f"unknown set(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SPLITS)}")
     audio_out = Path(audio_out) if audio_out is not None else default_audio_out(out)
     tracks, layout = list_corpus(corpus, layout, redux_json)
+    warned = len(_skipped_folders(Path(corpus), layout))  # list_corpus warned about each
     chosen = assign_sets(tracks, split, paper_train)
     selected: dict[str, list[CorpusTrack]] = {}
     for name in sets:
@@ -463,11 +558,16 @@ def prepare_slakh(corpus: str | Path, out: str | Path, audio_out: str | Path | N
                 errors.append(str(err))
     if errors:
         raise SlakhError(f"{len(errors)} track(s) with bad metadata:\n" + "\n".join(errors))
+    for meta in metas.values():
+        for warning in metadata_warnings(meta):
+            logger.warning("%s", warning)
+            warned += 1
 
     written = {}
     for name, set_tracks in selected.items():
         job_list = [(metas[name, t.track_id], audio_out / name / t.track_id) for t in set_tracks]
-        records = _run_jobs(job_list, jobs, name, log)
+        records, set_warned = _run_jobs(job_list, jobs, name, log)
+        warned += set_warned
         target = Path(out) / name
         DataDir.from_tracks(SOURCES, records).write(target)
         problems = validate_data_dir(target, check_audio=True)
@@ -476,4 +576,6 @@ def prepare_slakh(corpus: str | Path, out: str | Path, audio_out: str | Path | N
         hours = sum(r.duration for r in records) / 3600
         log(f"{name}: wrote {target} ({len(records)} tracks, {hours:.2f} h, sources: {' '.join(SOURCES)})")
         written[name] = target
+    if warned:
+        logger.warning("%d warning(s) about the corpus above: check them before training", warned)
     return written

@@ -6,7 +6,7 @@ so an example can always be traced back to its pieces and segments (and the test
 
 * **S4** (paper §2.1): anchor and positive are two different segments of one piece, the negative a
   segment of another piece; all sources of a role come from the same segment.
-* **Pseudo-musical pieces** (§2.2, Fig. 1; DESIGN.md §5), for target source b and four different
+* **Pseudo-musical pieces** (§2.2, Fig. 1; docs/design.md §5), for target source b and four different
   pieces A2, A, N, N2: anchor = b of A2 + the others of A; positive = b of another segment of A2 + the
   others of N; negative = b of N2 + the others of another segment of A. The *additional* triplet has
   the same anchor, swaps positive and negative, and targets another source c (shared with A by the
@@ -19,7 +19,7 @@ Triplets come in groups, as the authors' code batches them (the paper is silent 
 extractor B triplets, as the paper's one training run per instrument does (Clean, Cascade); or *pair*
 — a basic pseudo-musical-piece triplet and its additional triplet, always in the same batch (Direct).
 
-The target source is active (DESIGN.md §3 silence rule) in every segment that carries it. Examples
+The target source is active (docs/design.md §3 silence rule) in every segment that carries it. Examples
 are derived from ``(seed, index)`` alone — or ``(seed, epoch, index)`` for fresh examples every epoch
 ("DA", §3.2.3) — so they do not depend on the number of loader workers or the order of loading.
 """
@@ -224,7 +224,12 @@ class TripletDataset(DrawnDataset):
             raise ValueError("segment table and dump disagree on the number of sources")
         super().__init__(size, seed, fresh_every_epoch)
         self.dump, self.table, self.kind, self.grouping = dump, table, kind, grouping
-        self.sampler = TripletSampler(table, targets)
+        try:
+            self.sampler = TripletSampler(table, targets)
+        except SamplingError as err:
+            names = ", ".join(f"{i} = {name}" for i, name in enumerate(dump.sources))
+            raise SamplingError(f"{dump.root}, {table.length}-sample segments: {err} (sources {names})"
+                                ) from None
 
     @property
     def group_size(self) -> int:
@@ -265,7 +270,7 @@ class SubsetMixtureDataset(DrawnDataset):
     def __init__(self, dump: Dump, table: SegmentTable, size: int, seed: int = 0,
                  fresh_every_epoch: bool = True, pseudo: bool = False):
         if len(table) == 0:
-            raise SamplingError("the segment table is empty")
+            raise SamplingError(f"{dump.root}: no segment of {table.length} samples (every track is shorter)")
         super().__init__(size, seed, fresh_every_epoch)
         self.dump, self.table, self.pseudo = dump, table, pseudo
         self.subsets = nonempty_subsets(len(dump.sources))
@@ -298,7 +303,7 @@ class SegmentDataset(DrawnDataset):
                       else np.flatnonzero(table.active[:, active_source]))
         if len(candidates) == 0:
             where = "" if active_source is None else f" where {dump.sources[active_source]} is active"
-            raise SamplingError(f"no segment to draw from{where}")
+            raise SamplingError(f"{dump.root}: no {table.length}-sample segment to draw from{where}")
         super().__init__(size, seed, fresh_every_epoch)
         self.dump, self.table, self.candidates = dump, table, candidates
 

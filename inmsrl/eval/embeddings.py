@@ -77,7 +77,7 @@ class EmbeddingSet:
     """``vectors[i, j]``: the embedding of source ``sources[j]`` for item ``i`` of set ``name``.
 
     ``origins`` index ``track_ids`` (the dump's tracks) and follow ``dump_sources``; ``active[i, j]``
-    says whether ``sources[j]`` is audible in item ``i`` (DESIGN.md §3 silence rule); an item built for
+    says whether ``sources[j]`` is audible in item ``i`` (docs/design.md §3 silence rule); an item built for
     one source has NaN vectors and ``False`` for the others, which it was not embedded for.
     """
 

@@ -1,6 +1,6 @@
 """Stage 6: the Direct family — pre-training to Clean targets, then triplet (and reconstruction) training.
 
-* ``direct_pretrain`` (paper §2.2, §3.2.2; DESIGN.md §5, *authors' code*): the disentangled extractor
+* ``direct_pretrain`` (paper §2.2, §3.2.2; docs/design.md §5, *authors' code*): the disentangled extractor
   (``model.type: direct``) sees the mixture of a random non-empty subset of a segment's sources (31
   subsets for five) and regresses, with MSE, the concatenation of the per-source embeddings of a
   trained, frozen Clean model (``task.clean``, an experiment dir); the block of a source outside the

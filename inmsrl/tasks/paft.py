@@ -258,7 +258,11 @@ class PaftTask(DatasetTask):
         check_sample_rate(clip_dump, config)
         self.sources = list(clip_dump.sources)
         instruments = embedded_sources(self.model_config, self.sources)
-        abx = read_abx_set(option(config, "abx_dir"))
+        abx_dir = option(config, "abx_dir")
+        abx = read_abx_set(abx_dir)
+        if not any(t.instrument in instruments for t in abx.triplets):
+            raise TaskConfigError(f"{abx_dir} (task.abx_dir): no ABX triplet of the instruments the model "
+                                  f"embeds ({', '.join(instruments)})")
         train, valid = paft_triplets(abx.triplets, instruments, int(option(config, "split_seed", 0)),
                                      float(option(config, "train_fraction", 0.7)),
                                      float(option(config, "valid_fraction", 0.1)),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def plan_run(config: dict[str, Any], exp_dir: str | os.PathLike, resume: str = "
     if resume not in RESUME_MODES:
         raise ConfigError(f"resume mode must be one of {RESUME_MODES}, not {resume!r}")
     exp = ExperimentDir(Path(exp_dir))
-    exp.root.mkdir(parents=True, exist_ok=True)
+    _check_writable(exp)
     if resume == "never":
         _discard_previous_run(exp)
         save_config(config, exp.config)
@@ -123,6 +124,23 @@ def plan_run(config: dict[str, Any], exp_dir: str | os.PathLike, resume: str = "
         return RunPlan("resume", changed=changes)
     save_config(config, exp.config)
     return RunPlan("fresh")
+
+
+def _check_writable(exp: ExperimentDir) -> None:
+    """Create the experiment directory and check that every folder and file a run writes can be
+    written, so that a read-only one is refused up front with its name instead of failing midway."""
+    try:
+        exp.root.mkdir(parents=True, exist_ok=True)
+        for folder in (exp.root, exp.checkpoints, exp.tensorboard):
+            if folder.is_dir():
+                with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test."):
+                    pass
+    except OSError as err:
+        where = err.filename or exp.root
+        raise ConfigError(f"experiment directory {exp.root}: cannot write {where}: "
+                          f"{err.strerror or err}") from None
+    if exp.log.exists() and not os.access(exp.log, os.W_OK):
+        raise ConfigError(f"experiment directory {exp.root}: cannot write {exp.log}: permission denied")
 
 
 def _refuse_unresumable(changes: dict[str, tuple[Any, Any]], exp: ExperimentDir, state: str) -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 1: write data/<set>/{sources, <source>.scp, mix.scp, track2dur} for every set (DESIGN.md §3);
+# Stage 1: write data/<set>/{sources, <source>.scp, mix.scp, track2dur} for every set (docs/design.md §3);
 # the stage validates them afterwards. See egs/slakh/local/data.sh for an example.
 set -euo pipefail
 data_dir=data
