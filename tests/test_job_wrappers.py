@@ -72,6 +72,23 @@ def test_any_variable_name_and_single_task_range(tmp_path: Path) -> None:
     assert log_lines(tmp_path / "log/y.7.log")[2] == "part-7"
 
 
+@pytest.mark.parametrize("script", ["run.pl", "queue.pl", "slurm.pl"])
+@pytest.mark.parametrize("bad_range", ["JOB=a:b", "JOB=1-4", "JOB=1:", "JOB="])
+def test_a_malformed_range_is_an_error_not_a_log_name(script: str, bad_range: str, tmp_path: Path) -> None:
+    result = wrapper(script, bad_range, "log/x.JOB.log", "touch", "ran", cwd=tmp_path,
+                     env={"INMSRL_DRY_RUN": "1"} if script != "run.pl" else None)
+    assert result.returncode == 1
+    assert f"'{bad_range}' is not a task range" in result.stderr and "JOB=1:4" in result.stderr
+    assert not (tmp_path / "ran").exists() and not (tmp_path / bad_range).exists()
+    assert not (tmp_path / "log").exists()
+
+
+def test_a_log_file_with_an_equals_sign_needs_a_directory(tmp_path: Path) -> None:
+    result = wrapper("run.pl", "./a=b", "echo", "hi", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert log_lines(tmp_path / "a=b")[2] == "hi"
+
+
 def test_several_tasks_need_the_variable_in_the_log_name(tmp_path: Path) -> None:
     result = wrapper("run.pl", "JOB=1:2", "log/one.log", "true", cwd=tmp_path)
     assert result.returncode != 0
