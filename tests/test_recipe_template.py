@@ -130,3 +130,22 @@ def test_setup_sh_creates_a_working_recipe(repo_root, tmp_path):
     assert again.returncode == 1 and "already exists" in again.stderr
     nested = subprocess.run([str(setup), "egs/a/b"], cwd=root, capture_output=True, text=True)
     assert nested.returncode == 1 and "next to TEMPLATE" in nested.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stage", "abc"], "--stage must be an integer from 0 to 8, not 'abc'"),
+    (["--stage", "9"], "--stage must be an integer from 0 to 8, not '9'"),
+    (["--stop-stage", "-1"], "--stop-stage must be an integer from 0 to 8, not '-1'"),
+    (["--stage", "5", "--stop-stage", "3"], "--stage 5 comes after --stop-stage 3"),
+    (["--nj", "0"], "--nj must be an integer from 1, not '0'"),
+    (["--seed", "x1"], "--seed must be an integer from 0, not 'x1'"),
+])
+def test_bad_stage_numbers_are_errors_before_anything_runs(mini, tmp_path, args, message):
+    # Every output under tmp_path, in case a stage ran after all.
+    result = run_recipe(mini, "--exp-dir", str(tmp_path / "exp"), "--data-dir", str(tmp_path / "data"),
+                        "--dump-dir", str(tmp_path / "dump"), *args,
+                        env={"MINI_SLAKH": str(tmp_path / "corpus")})
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "integer expression expected" not in result.stderr
+    assert not (tmp_path / "exp").exists(), "nothing may run after a bad option"

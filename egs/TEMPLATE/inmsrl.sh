@@ -90,6 +90,23 @@ if [ $# -ne 0 ]; then
   echo "$0: unexpected argument(s): $*  (options start with --; see --help)" >&2
   exit 1
 fi
+last_stage=8
+require_integer() {  # require_integer OPTION VALUE MIN [MAX]: exit 1 naming the option unless it fits
+  local option=$1 value=$2 low=$3 high=${4:-}
+  if ! [[ ${value} =~ ^[0-9]+$ ]] || [ "${value}" -lt "${low}" ] || { [ -n "${high}" ] && [ "${value}" -gt "${high}" ]; }; then
+    echo "$0: ${option} must be an integer from ${low}${high:+ to ${high}}, not '${value}'" >&2
+    exit 1
+  fi
+}
+require_integer --stage "${stage}" 0 "${last_stage}"
+require_integer --stop-stage "${stop_stage}" 0 "${last_stage}"
+if [ "${stage}" -gt "${stop_stage}" ]; then
+  echo "$0: --stage ${stage} comes after --stop-stage ${stop_stage}: no stage would run" >&2
+  exit 1
+fi
+require_integer --nj "${nj}" 1
+require_integer --ngpu "${ngpu}" 0
+require_integer --seed "${seed}" 0
 
 . ./path.sh
 . ./cmd.sh
