@@ -228,6 +228,16 @@ def test_done_marker_makes_a_rerun_a_no_op(tmp_path, capsys):
     assert "optim.lr: 0.05 -> 0.01" in capsys.readouterr().err
 
 
+def test_options_may_stand_among_the_overrides(tmp_path):
+    config_path = write_config(tmp_path / "tiny.yaml")
+    exp = tmp_path / "exp"
+    assert inmsrl_main(["train", "--config", str(config_path), "trainer.max_epochs=1", "--resume", "auto",
+                        "optim.lr=0.01", "--exp-dir", str(exp), "task.batch_size=16"]) == 0
+    saved = yaml.safe_load((exp / "config.yaml").read_text())
+    assert saved["trainer"]["max_epochs"] == 1 and saved["optim"]["lr"] == 0.01
+    assert saved["task"]["batch_size"] == 16
+
+
 def test_unknown_task_is_a_clear_error(tmp_path, capsys):
     config_path = write_config(tmp_path / "tiny.yaml", task={"name": "no-such-task"})
     assert inmsrl_main(["train", "--config", str(config_path), "--exp-dir", str(tmp_path / "exp")]) == 2

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+INTERMIXED = "overrides"  # KEY=VALUE words after an option are overrides too (inmsrl.bin.main)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML configuration of the stage")
