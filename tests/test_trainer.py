@@ -24,6 +24,7 @@ from inmsrl.bin.main import main as inmsrl_main
 from inmsrl.train import checkpoint as checkpoint_module
 from inmsrl.train.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from inmsrl.train.config import ConfigError, apply_overrides, load_config
+from inmsrl.train.experiment import ExperimentDir, exclusive_run
 from inmsrl.train.task import RunContext, Task, register_task, sharded_loader
 from inmsrl.train.trainer import NonFiniteLossError, train
 
@@ -326,6 +327,31 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert_same_state(weights(exp / "checkpoints" / "last.pt"),
                       weights(tmp_path / "straight" / "checkpoints" / "last.pt"))
     assert_same_state(weights(exp / "final.pt"), weights(tmp_path / "straight" / "final.pt"))
+
+
+def test_a_second_run_in_the_same_directory_is_refused_naming_the_first(tmp_path, capsys):
+    config_path = write_config(tmp_path / "tiny.yaml", task={"sleep_per_step": 0.05},
+                               trainer={"max_epochs": 50})
+    exp = tmp_path / "exp"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-c", "import sys, test_trainer; from inmsrl.bin.main import main; "
+               "sys.exit(main(sys.argv[1:]))", "train", "--config", str(config_path), "--exp-dir", str(exp)]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while "epoch 1/50" not in ((exp / "train.log").read_text() if (exp / "train.log").exists() else ""):
+            assert first.poll() is None and time.monotonic() < deadline, "the first run did not start"
+            time.sleep(0.05)
+        log_lines = (exp / "train.log").read_text().count("training tiny-regression in")
+        assert inmsrl_main(["train", "--config", str(config_path), "--exp-dir", str(exp)]) == 2
+        message = capsys.readouterr().err
+        assert f"{exp} is in use by another run (inmsrl train, pid {first.pid} on " in message
+        assert (exp / "train.log").read_text().count("training tiny-regression in") == log_lines == 1
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    with exclusive_run(ExperimentDir(exp)):  # a killed run leaves no stale lock behind
+        assert str(os.getpid()) in (exp / ".lock").read_text()
 
 
 def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):

@@ -4,9 +4,10 @@ The task named by the config's ``task.name`` does the stage-specific work (inmsr
 options after the config override single keys (``optim.lr=1e-4 trainer.max_epochs=3``, typed by the
 value they replace; ``+key=value`` adds one). The run writes <exp-dir>/config.yaml, train.log,
 tensorboard/, checkpoints/{last,best}.pt, final.pt (best weights) and a ``done`` marker; run again, it
-resumes after a kill and does nothing once done. ``--ngpu N`` trains with N DDP processes (one GPU
+resumes after a kill and does nothing once done. A run holds <exp-dir>/.lock: a second run in the same
+directory stops at once, naming the process that holds it. ``--ngpu N`` trains with N DDP processes (one GPU
 each; with trainer.device=cpu, N CPU processes over gloo). Exit status: 0 trained or already done,
-1 training failed (e.g. a NaN loss), 2 bad configuration or options.
+1 training failed (e.g. a NaN loss), 2 bad configuration or options, or the directory is in use.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def _train(args: argparse.Namespace) -> int:
     from inmsrl.train.checkpoint import CheckpointError
     from inmsrl.train.config import ConfigError, apply_overrides, load_config
     from inmsrl.train.distributed import LaunchError
+    from inmsrl.train.experiment import ExperimentInUseError
     from inmsrl.train.trainer import TrainingError, train
 
     try:
@@ -56,7 +58,7 @@ def _train(args: argparse.Namespace) -> int:
                                  source=args.config)
         result = train(config, args.exp_dir, ngpu=args.ngpu, resume=args.resume)
     except (ConfigError, LaunchError, KeyError, TaskConfigError, ModelConfigError, SamplingError,
-            DumpError) as err:
+            DumpError, ExperimentInUseError) as err:
         print(f"inmsrl train: {err}", file=sys.stderr)
         return 2
     except (TrainingError, CheckpointError) as err:

@@ -9,6 +9,7 @@ Layout of ``<exp-dir>``::
     checkpoints/best.pt     the weights of the best validation epoch
     final.pt                the best weights once training has stopped (what later stages load)
     done                    JSON marker: training finished; recipes skip the stage
+    .lock                   held (flock) by the run in progress, which wrote its pid, host and start
 
 Deciding what to do (:func:`plan_run`):
 
@@ -22,9 +23,14 @@ Deciding what to do (:func:`plan_run`):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+import socket
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,12 +79,43 @@ class ExperimentDir:
     def done(self) -> Path:
         return self.root / "done"
 
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
+
     def read_done(self) -> dict[str, Any]:
         """The summary in the ``done`` marker (empty if it holds none)."""
         try:
             return json.loads(self.done.read_text(encoding="utf-8") or "{}")
         except (OSError, json.JSONDecodeError):
             return {}
+
+
+class ExperimentInUseError(RuntimeError):
+    """Another run holds the experiment directory; the message names its process."""
+
+
+@contextlib.contextmanager
+def exclusive_run(exp: ExperimentDir) -> Iterator[None]:
+    """Hold ``exp``'s lock for the block: two runs in one directory would interleave their log lines
+    and overwrite each other's checkpoints. The lock is the kernel's (flock), so a killed run never
+    leaves a stale one behind; a second run fails at once, naming the first run's process."""
+    exp.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(exp.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "a process that wrote nothing"
+            raise ExperimentInUseError(f"{exp.root} is in use by another run ({holder}); wait for it to end "
+                                       "or stop it, or train into another --exp-dir") from None
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"inmsrl train, pid {os.getpid()} on {socket.gethostname()}, started {started}\n"
+                  .encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass(frozen=True)
