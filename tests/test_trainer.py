@@ -144,15 +144,16 @@ def test_overrides_are_typed_by_the_value_they_replace(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("trainer.max_epoch=3", r"unknown key 'trainer.max_epoch'.*tiny.yaml.*did you mean 'trainer.max_epochs'"),
-    ("trainer.max_epochs=3.5", "'trainer.max_epochs' is a int"),
-    ("trainer.max_epochs=null", "cannot be null"),
+    ("trainer.max_epochs=3.5", "'trainer.max_epochs' must be an integer >= 1, not 3.5"),
+    ("trainer.max_epochs=null", r"'trainer.max_epochs' must be set to an integer >= 1 \(it is null\)"),
     ("trainer.cudnn_benchmark=yes", "takes only true or false"),
     ("trainer.cudnn_benchmark=1", "takes only true or false"),
-    ("optim.lr=fast", "'optim.lr' is a float"),
-    ("optim.betas=0.9", "'optim.betas' is a list"),
+    ("optim.lr=fast", "'optim.lr' must be a number > 0, not 'fast'"),
+    ("optim.betas=0.9", "'optim.betas' must be a list of numbers >= 0 and < 1, not 0.9"),
     ("trainer=3", "is a section"),
     ("trainer.bf16=on", "takes only true or false"),
-    ("trainer.max_steps_per_epoch=few", "'trainer.max_steps_per_epoch' is a int"),
+    ("trainer.max_steps_per_epoch=few", "'trainer.max_steps_per_epoch' must be an integer >= 1 or null"),
+    ("task.dropout=null", "cannot be null"),  # an undeclared key keeps its type too
     ("task.name", "expected key=value"),
     ("+task.dropout=0.5", "already exists"),
 ])

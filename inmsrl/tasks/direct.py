@@ -24,11 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from inmsrl.data.triplets import SubsetMixtureDataset, TripletDataset
+from inmsrl.data.triplets import KINDS, SubsetMixtureDataset, TripletDataset
 from inmsrl.models.config import build_model
 from inmsrl.models.direct import Direct, DirectReconst
 from inmsrl.models.extractor import EMBEDDING_DIM
 from inmsrl.tasks.common import (
+    DATASET_OPTIONS,
     DatasetTask,
     TaskConfigError,
     load_trained,
@@ -38,6 +39,7 @@ from inmsrl.tasks.common import (
     triplet_loss,
     unwrap,
 )
+from inmsrl.train.options import Option
 from inmsrl.train.task import RunContext, register_task
 
 
@@ -49,23 +51,10 @@ def _model_type(config: dict[str, Any], allowed: tuple[str, ...], task: str) -> 
     return kind
 
 
-COMMON_KEYS = frozenset({"name", "train_dump", "valid_dump", "segment_seconds", "valid_segment_seconds",
-                         "train_examples", "valid_examples", "batch_size", "num_workers"})
-PRETRAIN_KEYS = COMMON_KEYS | {"clean"}
-TRIPLET_KEYS = COMMON_KEYS | {"init", "triplets", "fresh_every_epoch", "margin", "triplet_weight",
-                              "reconstruction_weight"}
-
-
 class _DirectTask(DatasetTask):
     """What both stage-6 tasks share: the dumps, the loaders and the model built for the dump's sources."""
 
-    keys: frozenset[str]
-
     def __init__(self, config: dict[str, Any], context: RunContext):
-        unknown = sorted(set(config.get("task", {})) - self.keys)
-        if unknown:  # a misspelt option would otherwise fall back to its default without a word
-            raise TaskConfigError(f"training config: unknown key(s) task.{', task.'.join(unknown)} for task "
-                                  f"{config['task'].get('name')!r} (known: {', '.join(sorted(self.keys))})")
         self.config, self.context = config, context
         self.train = open_set(option(config, "train_dump"), option(config, "segment_seconds", 3.0))
         self.valid = open_set(option(config, "valid_dump"), option(config, "valid_segment_seconds", 10.0))
@@ -87,7 +76,7 @@ class DirectPretrainTask(_DirectTask):
     valid_segment_seconds (10), train_examples, valid_examples, batch_size, num_workers;
     ``model.type: direct``."""
 
-    keys = PRETRAIN_KEYS
+    options = (*DATASET_OPTIONS, Option("clean", str))
 
     def __init__(self, config: dict[str, Any], context: RunContext):
         super().__init__(config, context)
@@ -143,7 +132,10 @@ class DirectTripletTask(_DirectTask):
     (10), train_examples, valid_examples, batch_size, num_workers, triplet_weight (1),
     reconstruction_weight (0; > 0 needs ``model.type: direct_reconst``)."""
 
-    keys = TRIPLET_KEYS
+    options = (*DATASET_OPTIONS, Option("init", str, None), Option("triplets", str, "pseudo", choices=KINDS),
+               Option("fresh_every_epoch", bool, False), Option("margin", float, 0.2, minimum=0),
+               Option("triplet_weight", float, 1.0, minimum=0),
+               Option("reconstruction_weight", float, 0.0, minimum=0))
 
     def __init__(self, config: dict[str, Any], context: RunContext):
         super().__init__(config, context)

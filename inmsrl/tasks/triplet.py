@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from inmsrl.data.triplets import TripletDataset
+from inmsrl.data.triplets import KINDS, TripletDataset
 from inmsrl.models.config import build_model
 from inmsrl.tasks.common import (
+    DATASET_OPTIONS,
     DatasetTask,
     TaskConfigError,
     load_separators_into,
@@ -35,6 +36,7 @@ from inmsrl.tasks.common import (
     triplet_loss,
     unwrap,
 )
+from inmsrl.train.options import Option
 from inmsrl.train.task import RunContext, register_task
 
 
@@ -44,6 +46,12 @@ class TripletTask(DatasetTask):
     segment_seconds (3), valid_segment_seconds (10), train_examples, valid_examples, batch_size,
     num_workers, separators (``exp/mss/{source}`` or null), init (an experiment dir or null),
     train_separators, separation_weight."""
+
+    options = (*DATASET_OPTIONS,
+               Option("triplets", str, "pseudo", choices=KINDS), Option("fresh_every_epoch", bool, False),
+               Option("margin", float, 0.2, minimum=0), Option("separators", str, None),
+               Option("init", str, None), Option("train_separators", bool, False),
+               Option("separation_weight", float, 0.0, minimum=0))
 
     def __init__(self, config: dict[str, Any], context: RunContext):
         self.config, self.context = config, context

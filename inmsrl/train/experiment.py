@@ -13,7 +13,8 @@ Layout of ``<exp-dir>``::
 
 Deciding what to do (:func:`plan_run`):
 
-* ``done`` present and the configuration unchanged → nothing to do.
+* ``done`` present and the configuration unchanged, or changed only in its ``experiment:``
+  description → nothing to do (a new description is written to ``config.yaml``).
 * ``done`` present and only :data:`~inmsrl.train.config.RESUMABLE_KEYS` changed (e.g. a larger
   ``trainer.max_epochs``) → continue from ``last.pt`` under the new stopping rule.
 * ``last.pt`` present → resume from it, if the configuration differs only in resumable keys.
@@ -36,7 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from inmsrl.train.checkpoint import CheckpointError, load_checkpoint
-from inmsrl.train.config import RESUMABLE_KEYS, ConfigError, changed_keys, describe_changes, save_config
+from inmsrl.train.config import (
+    RESUMABLE_KEYS,
+    ConfigError,
+    changed_keys,
+    describe_changes,
+    is_descriptive,
+    is_resumable,
+    save_config,
+)
 
 RESUME_MODES = ("auto", "never")
 
@@ -144,8 +153,10 @@ def plan_run(config: dict[str, Any], exp_dir: str | os.PathLike, resume: str = "
     if exp.done.exists():
         previous = _checkpoint_config(exp.last) if exp.last.exists() else _yaml_config(exp.config)
         changes = changed_keys(previous, config)
-        if not changes:
-            return RunPlan("skip", summary=exp.read_done())
+        if all(is_descriptive(key) for key in changes):
+            if changes:  # what the run is called changed, not what it computed
+                save_config(config, exp.config)
+            return RunPlan("skip", changed=changes, summary=exp.read_done())
         _refuse_unresumable(changes, exp, "a finished")
         if not exp.last.exists():
             raise ConfigError(f"{exp.root} is finished but has no {exp.last} to continue from; "
@@ -163,12 +174,12 @@ def plan_run(config: dict[str, Any], exp_dir: str | os.PathLike, resume: str = "
 
 
 def _refuse_unresumable(changes: dict[str, tuple[Any, Any]], exp: ExperimentDir, state: str) -> None:
-    fixed = {key: change for key, change in changes.items() if key not in RESUMABLE_KEYS}
+    fixed = {key: change for key, change in changes.items() if not is_resumable(key)}
     if fixed:
         raise ConfigError(
             f"{exp.root} holds {state} run with a different configuration ({describe_changes(fixed)}); "
-            f"only {', '.join(sorted(RESUMABLE_KEYS))} may change when resuming. Use a new --exp-dir, "
-            "or --resume never to discard the old run")
+            f"only {', '.join(sorted(RESUMABLE_KEYS))} and the experiment: section may change when "
+            "resuming. Use a new --exp-dir, or --resume never to discard the old run")
 
 
 def _checkpoint_config(path: Path) -> dict[str, Any]:

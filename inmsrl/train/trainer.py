@@ -192,11 +192,6 @@ class Trainer:
         bf16, channels_last = self.settings["bf16"], self.settings["channels_last"]
         self.use_bf16 = on_cuda if bf16 is None else bf16
         self.channels_last = on_cuda if channels_last is None else channels_last
-        for key in ("max_epochs", "patience"):
-            if self.settings[key] < 1:
-                raise ConfigError(f"trainer.{key} must be at least 1, not {self.settings[key]}")
-        if self.settings["log_interval"] < 1:
-            raise ConfigError(f"trainer.log_interval must be at least 1, not {self.settings['log_interval']}")
         self.log = logging.getLogger(LOGGER_NAME)
         self.writer: Any = None       # per-epoch scalars, x axis = epoch
         self.step_writer: Any = None  # per-step scalars (tensorboard/steps), x axis = optimiser step
