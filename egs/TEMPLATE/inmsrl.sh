@@ -39,7 +39,7 @@ direct_models="direct direct_da direct_reconst"  # stage 6: conf/<name>.yaml eac
 paft_models="clean cascade cascade_ft cascade_paft"  # stage 7: conf/paft_<model>.yaml each
 paft_seeds="1 2 3"   # stage 7: one PAFT run per seed (Table 5 reports mean ± std)
 train_opts=          # stages 3-7: key=value overrides added to every training (e.g. trainer.max_epochs=1)
-score_models=        # stage 8: experiments to score [every finished one]
+score_models=        # stage 8: experiments to score [every finished one whose config's experiment: says scored]
 score_opts=          # stage 8: options of inmsrl embed, e.g. "--vis-per-pair 3 --pseudo-targets 5"
 
 help_message=$(cat <<HELP
@@ -75,7 +75,7 @@ Options (default in brackets):
   --paft-models "M..."     stage 7: PAFT of these models, conf/paft_<M>.yaml each [$paft_models]
   --paft-seeds "S..."      stage 7: one PAFT run per seed [$paft_seeds]
   --train-opts "K=V..."    overrides for every training, e.g. "trainer.max_epochs=1" [$train_opts]
-  --score-models "M..."    experiments scored in stage 8 [every finished one]
+  --score-models "M..."    experiments scored in stage 8 [every finished one whose config says scored]
   --score-opts STR         options of inmsrl embed in stage 8 [$score_opts]
   --train-set / --valid-set / --test-set NAME   [$train_set / $valid_set / $test_set]
   --config FILE      shell file of option assignments, read where it appears
@@ -241,17 +241,32 @@ stage_paft() {
 }
 
 stage_scoring() {
-  local scores="${exp_dir}/scores" name models=() sdr_models=() abx=() baselines=(mfcc_clean)
-  if [ -n "${score_models}" ]; then
-    # shellcheck disable=SC2206
-    models=(${score_models})
+  local scores="${exp_dir}/scores" name paft separates family label listing
+  local models=() sdr_models=() abx=() baselines=(mfcc_clean)
+  local -A paft_run=()
+  if [ -f "${dump_dir}/abx/inst_sim_abx_answers.csv" ]; then
+    abx=(--abx-dir "${dump_dir}/abx")
   else
-    for name in clean cascade cascade_ft direct direct_da direct_reconst \
-        $(cd "${exp_dir}" && ls -d paft_* 2>/dev/null); do
-      [ -f "${exp_dir}/${name}/done" ] && models+=("${name}")
-    done
+    log "  no ABX set (${dump_dir}/abx): perceptual agreement (Tables 1 and 5) skipped"
   fi
-  [ -f "${dump_dir}/abx/inst_sim_abx_answers.csv" ] && abx=(--abx-dir "${dump_dir}/abx")
+  # What is scored, and how, is what each finished experiment's config says it is (its experiment:
+  # section): every one to be scored, or those of --score-models.
+  # shellcheck disable=SC2086
+  listing=$(inmsrl experiments --exp-dir "${exp_dir}" ${score_models:+--models ${score_models}})
+  while IFS=$'\t' read -r name paft separates family label; do
+    case "${name}" in '#'*|'') continue ;; esac
+    if [ "${paft}" != - ] && [ ${#abx[@]} -eq 0 ]; then
+      log "  ${name} (${label}): a PAFT run, scored on ABX data only; skipped"
+      continue
+    fi
+    log "  scoring ${name}: ${label} (family ${family}$([ "${paft}" != - ] && echo ", PAFT on ${paft} data"))"
+    models+=("${name}")
+    if [ "${paft}" != - ]; then
+      paft_run[${name}]=1
+    elif [ "${separates}" = true ]; then
+      sdr_models+=("${name}")
+    fi
+  done <<< "${listing}"
   embed_model() {  # embed_model NAME MODEL-OPTIONS...: one job array of inmsrl embed
     local name=$1
     shift
@@ -270,11 +285,11 @@ stage_scoring() {
         --part JOB --num-parts "${nj}" "$@"
   }
   for name in "${models[@]}"; do
-    case "${name}" in
-      paft_*) embed_model "${name}" --exp-dir "${exp_dir}/${name}" --sets abx ;;  # Table 5 only
-      *) embed_model "${name}" --exp-dir "${exp_dir}/${name}" ;;
-    esac
-    case "${name}" in paft_*) ;; cascade*|direct_reconst*) sdr_models+=("${name}") ;; esac
+    if [ -n "${paft_run[${name}]:-}" ]; then
+      embed_model "${name}" --exp-dir "${exp_dir}/${name}" --sets abx  # Table 5 only
+    else
+      embed_model "${name}" --exp-dir "${exp_dir}/${name}"
+    fi
   done
   # shellcheck disable=SC2086
   embed_model mfcc_clean --baseline mfcc-clean --sources ${target_sources}

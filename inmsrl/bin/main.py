@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "abx-simulate": ("abx_simulate", "simulated-listener Inst-Sim-ABX set for a synthetic corpus"),
     "quick-eval": ("quick_eval", "SDR of separators and 5-NN same-song accuracy of trained models"),
     "train": ("train", "train one stage from a YAML config in an experiment directory (resumable, DDP)"),
+    "experiments": ("experiments", "list a recipe's finished experiments by what their configs say they are"),
     "embed": ("embed", "embed the evaluation sets of a test dump with one model (one share per job)"),
     "sdr": ("sdr", "SDR per test track of a separating model or of the mixture (one share per job)"),
     "score": ("score", "MES-Normal/Pseudo, ABX agreement, SDR, t-SNE from the stored embeddings"),

@@ -17,15 +17,7 @@ import numpy as np
 
 from inmsrl.data.abx import CONDITIONS, INSTRUMENT_ORDER
 from inmsrl.eval.plots import plot_tsne
-from inmsrl.eval.scoring import (
-    BASELINES,
-    MIXTURE,
-    SCORES_FILE,
-    TSNE_FILE,
-    model_label,
-    model_order,
-    paft_base,
-)
+from inmsrl.eval.scoring import BASELINES, MIXTURE, SCORES_FILE, TSNE_FILE, model_label, model_order
 
 DASH = "-"
 
@@ -51,13 +43,17 @@ def _label(scores: Mapping, model: str) -> str:
     return scores.get("models", {}).get(model, {}).get("label") or model_label(model)
 
 
+def _order(scores: Mapping, names: Sequence[str]) -> list[str]:
+    return model_order(names, scores.get("models", {}))
+
+
 def _mes_table(scores: Mapping, key: str, title: str, note: str) -> list[str]:
     table = scores.get(key, {})
     if not table:
         return []
     sources = _sources(table)
     rows = [[_label(scores, m), *(_fmt(100 * table[m][s]["accuracy"]) if s in table[m] else DASH
-                                  for s in sources)] for m in model_order(list(table))]
+                                  for s in sources)] for m in _order(scores, list(table))]
     chance = scores.get("chance", {}).get(key, {})
     rows.append(["chance", *(_fmt(100 * chance[s]) if s in chance else DASH for s in sources)])
     return [f"### {title}", "", note, "", *_table(["Method", *sources], rows), ""]
@@ -68,7 +64,7 @@ def _sdr_table(scores: Mapping) -> list[str]:
     if not table:
         return []
     sources = _sources({m: v for m, v in table.items() if m != MIXTURE}) or _sources(table)
-    order = sorted(model_order(list(table)), key=lambda m: m != MIXTURE)  # the reference row first
+    order = _order(scores, list(table))  # the mixture, the reference row, first
     rows = [[_label(scores, m), *(_fmt(table[m].get(s)) for s in sources)] for m in order]
     tracks = scores.get("config", {}).get("sdr_tracks", {})
     count = max(tracks.values()) if tracks else 0
@@ -94,12 +90,14 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
     per_model = abx.get("models", {})
     if not per_model:
         return []
-    models = model_order(list(per_model))
-    plain = [m for m in models if paft_base(m) is None]
-    paft: dict[str, list[str]] = {}
+    models = _order(scores, list(per_model))
+    info = scores.get("models", {})
+    plain = [m for m in models if not info.get(m, {}).get("paft_of")]
+    paft: dict[tuple[str, str], list[str]] = {}  # (base model, label) -> the runs of one PAFT config
     for m in models:
-        if paft_base(m) is not None:
-            paft.setdefault(paft_base(m), []).append(m)
+        base = info.get(m, {}).get("paft_of")
+        if base:
+            paft.setdefault((base, info[m].get("group") or _label(scores, m)), []).append(m)
     split = {"test": "the held-out 30 % of the ABX data (PAFT trains on the rest)",
              "train": "the 70 % of the ABX data that PAFT learns from (a diagnostic; the paper's Table 5 "
                       "uses the held-out 30 %)"}.get(abx.get("split"), "all ABX triplets")
@@ -114,30 +112,30 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
             continue
         rows = []
         for m in _with_paft_rows(plain, paft):
-            cells = per_model.get(m, {}).get(condition, {})
-            if m in per_model:
+            if isinstance(m, str):
+                cells = per_model[m].get(condition, {})
                 values = [cells[s]["accuracy"] for s in mean_sources if s in cells]
                 rows.append([_label(scores, m), *(_agreement_cell(cells.get(s)) for s in sources),
                              _fmt(100 * _mean(values) if values else None)])
-            runs = paft.get(m, [])
-            if runs:
-                cell_runs = [per_model[r].get(condition, {}) for r in runs]
-                row = [model_label(f"paft_{m}") + (f" ({len(runs)} runs)" if len(runs) > 1 else "")]
-                for s in sources:
-                    acc = [c[s]["accuracy"] for c in cell_runs if s in c]
-                    if not acc:
-                        row.append(DASH)
-                    elif len(acc) == 1:
-                        row.append(_agreement_cell(cell_runs[0][s]))
-                    else:
-                        row.append(f"{100 * np.mean(acc):.2f} ± {100 * np.std(acc):.2f}")
-                means = [_mean([c[s]["accuracy"] for s in mean_sources if s in c]) for c in cell_runs]
-                means = [v for v in means if v is not None]
-                if len(means) > 1:
-                    row.append(f"{100 * np.mean(means):.2f} ± {100 * np.std(means):.2f}")
+                continue
+            runs = paft[m]
+            cell_runs = [per_model[r].get(condition, {}) for r in runs]
+            row = [m[1] + (f" ({len(runs)} runs)" if len(runs) > 1 else "")]
+            for s in sources:
+                acc = [c[s]["accuracy"] for c in cell_runs if s in c]
+                if not acc:
+                    row.append(DASH)
+                elif len(acc) == 1:
+                    row.append(_agreement_cell(cell_runs[0][s]))
                 else:
-                    row.append(_fmt(100 * float(np.mean(means)) if means else None))
-                rows.append(row)
+                    row.append(f"{100 * np.mean(acc):.2f} ± {100 * np.std(acc):.2f}")
+            means = [_mean([c[s]["accuracy"] for s in mean_sources if s in c]) for c in cell_runs]
+            means = [v for v in means if v is not None]
+            if len(means) > 1:
+                row.append(f"{100 * np.mean(means):.2f} ± {100 * np.std(means):.2f}")
+            else:
+                row.append(_fmt(100 * float(np.mean(means)) if means else None))
+            rows.append(row)
         counts = abx.get("evaluated", {}).get(condition, {})
         lines += [f"**{condition}** (triplets evaluated: "
                   + ", ".join(f"{s} {counts.get(s, 0)}" for s in sources) + ")", "",
@@ -145,14 +143,14 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
     return lines
 
 
-def _with_paft_rows(plain: Sequence[str], paft: Mapping[str, list[str]]) -> list[str]:
-    """Table 5's row order: each model, then the PAFT runs that start from it (``<m>``, the "PAFT data:
-    normal" ``<m>_normal``, Cascade-PAFT ``<m>_paft``), as the paper lists them; PAFT runs of a model
-    not scored come last."""
-    order = []
-    for m in plain:  # a model's own PAFT runs go in its row group (see _abx_tables)
-        order += [m, *(base for base in (f"{m}_normal", f"{m}_paft") if base in paft and base not in plain)]
-    return order + [b for b in paft if b not in order]
+def _with_paft_rows(plain: Sequence[str], paft: Mapping[tuple[str, str], list[str]]
+                    ) -> list[str | tuple[str, str]]:
+    """Table 5's row order: each model, then the PAFT configurations that start from it (one row each,
+    over its runs), as the paper lists them; PAFT of a model not scored comes last."""
+    order: list[str | tuple[str, str]] = []
+    for m in plain:
+        order += [m, *(group for group in paft if group[0] == m)]
+    return order + [group for group in paft if group not in order]
 
 
 def _abx_counts(scores: Mapping) -> list[str]:
@@ -179,7 +177,7 @@ def _table6(scores: Mapping) -> list[str]:
         return []
     sources = _sources(table)
     rows = []
-    for m in model_order(list(table)):
+    for m in _order(scores, list(table)):
         row = table[m]
         rows.append([_label(scores, m),
                      *(_fmt(100 * row[s]["target"]["accuracy"]) if s in row else DASH for s in sources),
@@ -213,7 +211,7 @@ def _models_section(scores: Mapping) -> list[str]:
     if not models:
         return []
     rows = [[_label(scores, m), m, models[m].get("kind", ""), ", ".join(models[m].get("sources", [])),
-             models[m].get("exp_dir", "") or DASH] for m in model_order(list(models))]
+             models[m].get("exp_dir", "") or DASH] for m in _order(scores, list(models))]
     header = ["Method", "name", "kind", "embedded sources", "experiment"]
     return ["## Models", "", *_table(header, rows, numeric=False), ""]
 
@@ -264,7 +262,7 @@ def write_report(scores_dir: str | Path, out: str | Path, environment: Mapping, 
             for key in data.files:
                 model, source, what = key.split("/")
                 panels.setdefault((model, source), {})[what] = data[key]
-        models = [(m, _label(scores, m)) for m in model_order(sorted({m for m, _ in panels}))]
+        models = [(m, _label(scores, m)) for m in _order(scores, sorted({m for m, _ in panels}))]
         sources = _sources({m: {s: 1 for mm, s in panels if mm == m} for m, _ in models})
         written["figure"] = plot_tsne(panels, models, sources, out.with_name(f"{out.stem}_tsne.png"))
         figure = written["figure"].name
