@@ -119,9 +119,18 @@ mkdir -p "${exp_dir}"
 } >> "${exp_dir}/command_history.sh"
 
 stages_run=()
-run_stage() {  # run_stage N NAME FUNCTION: runs FUNCTION when N is inside [stage, stop_stage]
-  local number=$1 name=$2 fn=$3 start=$SECONDS
+stages_skipped=()
+# run_stage N NAME FUNCTION [WHY-SKIP]: runs FUNCTION when N is inside [stage, stop_stage], unless the
+# function WHY-SKIP prints a reason not to (then the stage is logged as skipped, with the reason).
+run_stage() {
+  local number=$1 name=$2 fn=$3 why_skip=${4:-} start=$SECONDS reason=
   [ "${stage}" -le "${number}" ] && [ "${stop_stage}" -ge "${number}" ] || return 0
+  [ -z "${why_skip}" ] || reason=$("${why_skip}")
+  if [ -n "${reason}" ]; then
+    log "Stage ${number}: ${name} skipped: ${reason}"
+    stages_skipped+=("${number} (${reason})")
+    return 0
+  fi
   log "Stage ${number}: ${name}"
   "${fn}"
   log "Stage ${number}: ${name} done in $((SECONDS - start)) s"
@@ -157,6 +166,23 @@ stage_dump() {
     log "  ABX set for PAFT and perceptual scoring -> ${dump_dir}/abx"
     # shellcheck disable=SC2086
     local/abx.sh --out "${dump_dir}/abx" ${abx_opts}
+  else
+    log "  no local/abx.sh: this corpus has no ABX set, so PAFT (stage 7) and the perceptual agreement" \
+      "of stage 8 will be skipped"
+  fi
+}
+
+abx_set_missing() {  # prints why the ABX stages cannot run (nothing when they can)
+  if [ ! -f "${dump_dir}/abx/inst_sim_abx_answers.csv" ] && [ ! -x local/abx.sh ]; then
+    echo "this corpus has no ABX set (no local/abx.sh), which PAFT learns from"
+  fi
+}
+
+paft_skipped() {  # why stage 7 has nothing to do (nothing when it has)
+  if [ -z "${paft_models// /}" ]; then
+    echo "--paft-models is empty"
+  else
+    abx_set_missing
   fi
 }
 
@@ -176,7 +202,11 @@ data_overrides=("task.train_dump=${dump_dir}/${train_set}" "task.valid_dump=${du
 
 train_array() {  # train_array NAME LIST: the trainings of LIST (see scripts/train_array.sh) as one job array
   local name=$1 list=$2 n line
-  n=$(grep -c . "${list}")
+  n=$(grep -c . "${list}" || true)
+  if [ "${n}" -eq 0 ]; then
+    log "  ${list} lists no training; nothing to do"
+    return 0
+  fi
   log "  ${n} trainings (${list}); logs: ${exp_dir}/log/${name}.*.log"
   ${cuda_cmd} --gpu "${ngpu}" JOB=1:"${n}" "${exp_dir}/log/${name}.JOB.log" \
     scripts/train_array.sh "${list}" JOB "${ngpu}" "seed=${seed}" "${data_overrides[@]}"
@@ -321,10 +351,14 @@ run_stage 3 "MSS training" stage_mss
 run_stage 4 "triplet training of Clean and Cascade extractors" stage_triplet
 run_stage 5 "E2E-FT (Cascade-FT)" stage_e2e_ft
 run_stage 6 "Direct family" stage_direct
-run_stage 7 "PAFT" stage_paft
+run_stage 7 "PAFT" stage_paft paft_skipped
 run_stage 8 "scoring" stage_scoring
 
 log "Finished in ${SECONDS} s. Stages run: ${stages_run[*]:-none}."
+if [ ${#stages_skipped[@]} -gt 0 ]; then
+  printf -v skipped '%s; ' "${stages_skipped[@]}"
+  log "Stages skipped: ${skipped%; }."
+fi
 log "This command line is kept in ${exp_dir}/command_history.sh"
 exit 0
 }
