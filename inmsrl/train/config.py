@@ -310,8 +310,10 @@ def _declared_option(config: Mapping[str, Any], path: list[str]) -> Option | Non
 
 
 def _defaults_of(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Every declared default for ``config``'s task."""
+    """Every declared default for ``config``'s task (and description, if it has one)."""
     result = copy.deepcopy(DEFAULTS)
+    if EXPERIMENT in config:
+        result[EXPERIMENT] = defaults(EXPERIMENT_OPTIONS)
     task = config.get("task")
     if isinstance(task, Mapping) and isinstance(task.get("name"), str):
         declared, _ = _task_declarations(task["name"])
