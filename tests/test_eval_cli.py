@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from inmsrl.audio.io import write_audio
 from inmsrl.bin.main import main
@@ -41,12 +42,17 @@ def make_data_dir(root, num_tracks=5, seconds=7):
     DataDir.from_tracks(SOURCES, records).write(root)
 
 
-def save_experiment(exp, model_type):
+def save_experiment(exp, model_type, label=None, family=None):
+    """A finished experiment of an untrained ``model_type`` model that describes itself."""
     config = {"type": model_type, "target_sources": SOURCES, **TINY}
     torch.manual_seed(0)
     model = build_model(config, SOURCES)
     exp.mkdir(parents=True)
     torch.save({"model": model.state_dict(), "config": {"model": config}, "epoch": 1}, exp / "final.pt")
+    description = {"family": family or model_type, "label": label or model_type.capitalize(),
+                   "separates": model_type == "cascade"}
+    (exp / "config.yaml").write_text(yaml.safe_dump({"experiment": description, "seed": 0, "model": config}))
+    (exp / "done").write_text("{}\n")
 
 
 def abx_set(out):

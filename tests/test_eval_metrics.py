@@ -221,16 +221,21 @@ def test_table5_puts_each_models_paft_rows_under_it_with_mean_and_std_of_the_run
     def cells(accuracy):
         return {"drums": {"correct": 0, "total": 10, "accuracy": accuracy, "ci95": [0.1, 0.9]}}
 
-    runs = {"paft_cascade_1": 0.6, "paft_cascade_2": 0.8, "paft_cascade_normal_1": 0.7,
-            "paft_cascade_paft_1": 0.9, "paft_clean_1": 0.5}
-    models = {"clean": cells(0.4), "cascade": cells(0.5), "cascade_ft": cells(0.45),
-              **{name: cells(acc) for name, acc in runs.items()}}
-    scores = {"abx": {"split": "test", "evaluated": {ALL_DIFF: {"drums": 10}},
-                      "models": {m: {ALL_DIFF: c} for m, c in models.items()}}}
+    # What each experiment's config says it is (scores.json's "models"); the names say nothing.
+    described = {
+        "a": ("clean", "Clean", None, 0.4), "b": ("cascade", "Cascade", None, 0.5),
+        "c": ("cascade", "Cascade-FT", None, 0.45), "run7": ("cascade", "Cascade w/ PAFT", "b", 0.6),
+        "run3": ("cascade", "Cascade w/ PAFT", "b", 0.8), "x": ("cascade", "Cascade-PAFT", "b", 0.9),
+        "w": ("cascade", "Cascade w/ PAFT, PAFT data: normal", "b", 0.7),
+        "p": ("clean", "Clean w/ PAFT", "a", 0.5), "h": ("hybrid", "Hybrid", None, 0.55)}
+    scores = {"models": {m: {"label": label, "group": label, "family": family, "paft_of": base}
+                         for m, (family, label, base, _) in described.items()},
+              "abx": {"split": "test", "evaluated": {ALL_DIFF: {"drums": 10}},
+                      "models": {m: {ALL_DIFF: cells(acc)} for m, (*_, acc) in described.items()}}}
     table = render_markdown(scores, {}, mean_sources=["drums"]).split("**All-Diff**")[1]
     rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")][1:]
     assert rows == ["Clean", "Clean w/ PAFT", "Cascade", "Cascade w/ PAFT (2 runs)",
-                    "Cascade w/ PAFT, PAFT data: normal", "Cascade-PAFT", "Cascade-FT"]
+                    "Cascade w/ PAFT, PAFT data: normal", "Cascade-PAFT", "Cascade-FT", "Hybrid"]
     assert "| 70.00 ± 10.00 | 70.00 ± 10.00 |" in table  # the two Cascade runs: 60 and 80
 
 

@@ -72,6 +72,23 @@ def test_any_variable_name_and_single_task_range(tmp_path: Path) -> None:
     assert log_lines(tmp_path / "log/y.7.log")[2] == "part-7"
 
 
+@pytest.mark.parametrize("script", ["run.pl", "queue.pl", "slurm.pl"])
+@pytest.mark.parametrize("bad_range", ["JOB=a:b", "JOB=1-4", "JOB=1:", "JOB="])
+def test_a_malformed_range_is_an_error_not_a_log_name(script: str, bad_range: str, tmp_path: Path) -> None:
+    result = wrapper(script, bad_range, "log/x.JOB.log", "touch", "ran", cwd=tmp_path,
+                     env={"INMSRL_DRY_RUN": "1"} if script != "run.pl" else None)
+    assert result.returncode == 1
+    assert f"'{bad_range}' is not a task range" in result.stderr and "JOB=1:4" in result.stderr
+    assert not (tmp_path / "ran").exists() and not (tmp_path / bad_range).exists()
+    assert not (tmp_path / "log").exists()
+
+
+def test_a_log_file_with_an_equals_sign_needs_a_directory(tmp_path: Path) -> None:
+    result = wrapper("run.pl", "./a=b", "echo", "hi", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert log_lines(tmp_path / "a=b")[2] == "hi"
+
+
 def test_several_tasks_need_the_variable_in_the_log_name(tmp_path: Path) -> None:
     result = wrapper("run.pl", "JOB=1:2", "log/one.log", "true", cwd=tmp_path)
     assert result.returncode != 0
@@ -402,3 +419,41 @@ def test_slurm_pl_falls_back_to_logs_when_slurm_forgot_the_job(tmp_path: Path) -
     rerun = wrapper("slurm.pl", "--pick", "failed", "JOB=1:3", "log/f.JOB.log", "true", cwd=tmp_path, env=env)
     assert rerun.returncode == 0, rerun.stderr
     assert "--array=3 " in (tmp_path / "log/q/f.sh").read_text()
+
+
+FAKE_SBATCH_OOM = r"""#!/bin/bash
+# Fake sbatch: runs the 1-N tasks of --array, each into its --output file; task $FAKE_OOM gets the
+# lines slurmstepd writes when jobacct_gather's OverMemoryKill ends a task.
+for arg; do
+  case $arg in --array=*) last=${arg#--array=1-};; --output=*) output=${arg#--output=};; esac
+  script=$arg
+done
+for i in $(seq 1 "$last"); do
+  SLURM_ARRAY_TASK_ID=$i bash "$script" > "${output//%a/$i}" 2>&1
+  if [ "$i" = "$FAKE_OOM" ]; then
+    echo "slurmstepd-vm: error: StepId=78.batch exceeded memory limit (338927616 > 104857600), being killed" \
+      >> "${output//%a/$i}"
+  fi
+done
+echo 78
+"""
+
+
+def test_slurm_pl_names_a_task_killed_by_slurms_memory_accounting(tmp_path: Path) -> None:
+    # OverMemoryKill leaves the task FAILED (not OUT_OF_MEMORY): only Slurm's output tells why.
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "sbatch").write_text(FAKE_SBATCH_OOM)
+    (shims / "scontrol").write_text(
+        "#!/bin/sh\necho 'JobId=78 ArrayTaskId=1 JobState=COMPLETED Reason=None'\n"
+        "echo 'JobId=79 ArrayTaskId=2 JobState=FAILED Reason=JobLaunchFailure'\n"
+        "echo 'JobId=80 ArrayTaskId=3 JobState=FAILED Reason=NonZeroExitCode'\n")
+    for shim in shims.iterdir():
+        shim.chmod(0o755)
+    env = {"PATH": f"{shims}:{os.environ['PATH']}", "FAKE_OOM": "2"}
+    result = wrapper("slurm.pl", "JOB=1:3", "log/m.JOB.log", "test", "JOB", "-ne", "3", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert "task 2 was killed by Slurm (OUT_OF_MEMORY: out of memory), log is in log/m.2.log" in result.stderr
+    assert "task 3 was killed" not in result.stderr  # an ordinary failure stays one
+    assert "2 / 3 failed" in result.stderr
+    assert "# Killed by Slurm: OUT_OF_MEMORY" in (tmp_path / "log/m.2.log").read_text()

@@ -130,3 +130,82 @@ def test_setup_sh_creates_a_working_recipe(repo_root, tmp_path):
     assert again.returncode == 1 and "already exists" in again.stderr
     nested = subprocess.run([str(setup), "egs/a/b"], cwd=root, capture_output=True, text=True)
     assert nested.returncode == 1 and "next to TEMPLATE" in nested.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stage", "abc"], "--stage must be an integer from 0 to 8, not 'abc'"),
+    (["--stage", "9"], "--stage must be an integer from 0 to 8, not '9'"),
+    (["--stop-stage", "-1"], "--stop-stage must be an integer from 0 to 8, not '-1'"),
+    (["--stage", "5", "--stop-stage", "3"], "--stage 5 comes after --stop-stage 3"),
+    (["--nj", "0"], "--nj must be an integer from 1, not '0'"),
+    (["--seed", "x1"], "--seed must be an integer from 0, not 'x1'"),
+])
+def test_bad_stage_numbers_are_errors_before_anything_runs(mini, tmp_path, args, message):
+    # Every output under tmp_path, in case a stage ran after all.
+    result = run_recipe(mini, "--exp-dir", str(tmp_path / "exp"), "--data-dir", str(tmp_path / "data"),
+                        "--dump-dir", str(tmp_path / "dump"), *args,
+                        env={"MINI_SLAKH": str(tmp_path / "corpus")})
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "integer expression expected" not in result.stderr
+    assert not (tmp_path / "exp").exists(), "nothing may run after a bad option"
+
+
+CORPUS_SH = """#!/usr/bin/env bash
+# A tiny synthetic corpus with no ABX data.
+set -euo pipefail
+inmsrl synth --out corpus --num-tracks 16 --duration 7 --seed 0 --splits 0.25,0.25,0.5 --jobs 2
+"""
+DATA_SH = """#!/usr/bin/env bash
+set -euo pipefail
+data_dir=data
+. utils/parse_options.sh
+inmsrl prepare-slakh --corpus corpus --layout redux --split redux --out "${data_dir}" --audio-out submixes
+"""
+UNET = "unet: {channels: [2, 4, 4, 8, 8, 8]}"
+TINY_MODELS = {"mss": f"{{{UNET}}}", "cascade": f"{{{UNET}, mel_bands: 32}}",
+               "cascade_ft": f"{{{UNET}, mel_bands: 32}}",
+               "clean_all": f"{{{UNET}, mel_bands: 32, embedding_dim: 2}}",
+               "direct_pretrain": "{unet: {channels: [2, 4, 4, 8, 8, 10]}, embedding_dim: 2}",
+               "direct": "{unet: {channels: [2, 4, 4, 8, 8, 10]}, embedding_dim: 2}"}
+TINY_TRAINING = ("task.train_examples=4 task.valid_examples=2 task.batch_size=2 task.valid_segment_seconds=3 "
+                 "trainer.max_epochs=1 trainer.patience=1")
+
+
+@pytest.mark.timeout(1200)
+def test_a_new_recipe_without_abx_data_runs_every_stage_and_names_the_skipped(repo_root, tmp_path):
+    root = tmp_path / "repo"
+    shutil.copytree(repo_root / "egs" / "TEMPLATE", root / "egs" / "TEMPLATE", symlinks=True)
+    shutil.copytree(repo_root / "utils", root / "utils", symlinks=True)
+    made = subprocess.run([str(root / "egs" / "TEMPLATE" / "setup.sh"), "egs/noabx"], cwd=root,
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    recipe = root / "egs" / "noabx"
+    (recipe / "local" / "corpus.sh").write_text(CORPUS_SH)
+    (recipe / "local" / "data.sh").write_text(DATA_SH)
+    # The mini recipe's configs, shrunk by configs that inherit them (base:).
+    shutil.copytree(repo_root / "egs" / "mini_slakh" / "conf", recipe / "conf" / "mini")
+    for name, model in TINY_MODELS.items():
+        (recipe / "conf" / f"{name}.yaml").write_text(f"base: mini/{name}.yaml\nmodel: {model}\n")
+    result = subprocess.run(
+        ["./run.sh", "--paft-models", "", "--triplet-models", "cascade", "--direct-models", "direct",
+         "--nj", "1", "--segment-seconds", "3",
+         "--train-opts", TINY_TRAINING, "--score-opts", "--segment-seconds 3 --pseudo-targets 2 "
+         "--pseudo-others 2 --vis-pieces 3 --vis-segments 2 --vis-per-pair 2"],
+        cwd=recipe, capture_output=True, text=True, timeout=1180,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    log = result.stdout
+    assert "no local/abx.sh: this corpus has no ABX set" in log
+    assert "Stage 7: PAFT skipped: --paft-models is empty" in log
+    assert "no ABX set (dump/abx): perceptual agreement (Tables 1 and 5) skipped" in log
+    assert "Stages run: 0 1 2 3 4 5 6 8." in log
+    assert "Stages skipped: 7 (--paft-models is empty)." in log
+    results = (recipe / "RESULTS.md").read_text()
+    assert "Table 2: MES-Normal" in results and "| Cascade-FT |" in results and "| Direct |" in results
+    assert "Table 5" not in results
+    # With the default PAFT models, stage 7 says why it has nothing to learn from.
+    paft = subprocess.run(["./run.sh", "--stage", "7", "--stop-stage", "7"], cwd=recipe, capture_output=True,
+                          text=True, timeout=120)
+    assert paft.returncode == 0, paft.stderr
+    assert "Stage 7: PAFT skipped: this corpus has no ABX set (no local/abx.sh)" in paft.stdout

@@ -144,3 +144,21 @@ def test_time_limit_kill_is_reported(tmp_path: Path, job_name: str) -> None:
     assert "1 / 2 failed" in result.stderr
     assert "# Killed by Slurm: TIMEOUT" in (tmp_path / f"log/{job_name}.2.log").read_text()
     assert lines(tmp_path / f"log/{job_name}.1.log")[-1].startswith("# Ended (code 0)")
+
+
+@pytest.mark.timeout(180)
+def test_task_over_its_memory_request_is_killed_and_named(tmp_path: Path, job_name: str) -> None:
+    # Task 2 holds 300 MB under a 100 MB request; tools/slurm/local_slurm.sh enforces requests
+    # (task/cgroup, or jobacct_gather's OverMemoryKill where no cgroup can be used).
+    hog = tmp_path / "hog.py"
+    hog.write_text("import sys, time\nhold = bytearray(int(sys.argv[1]) * 2**20)\ntime.sleep(4)\n"
+                   "print('survived')\n")
+    result = slurm_pl("--mem", "100M", "JOB=1:2", f"log/{job_name}.JOB.log", "python3", str(hog),
+                      "$((JOB * JOB * 100 - 100 + 10))", cwd=tmp_path)
+    assert result.returncode == 1
+    expected = f"task 2 was killed by Slurm (OUT_OF_MEMORY: out of memory), log is in log/{job_name}.2.log"
+    assert expected in result.stderr, result.stderr
+    assert "1 / 2 failed" in result.stderr
+    killed = (tmp_path / f"log/{job_name}.2.log").read_text()
+    assert "# Killed by Slurm: OUT_OF_MEMORY" in killed and "survived" not in killed
+    assert "survived" in (tmp_path / f"log/{job_name}.1.log").read_text()

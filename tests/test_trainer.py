@@ -24,6 +24,7 @@ from inmsrl.bin.main import main as inmsrl_main
 from inmsrl.train import checkpoint as checkpoint_module
 from inmsrl.train.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from inmsrl.train.config import ConfigError, apply_overrides, load_config
+from inmsrl.train.experiment import ExperimentDir, exclusive_run
 from inmsrl.train.task import RunContext, Task, register_task, sharded_loader
 from inmsrl.train.trainer import NonFiniteLossError, train
 
@@ -143,15 +144,16 @@ def test_overrides_are_typed_by_the_value_they_replace(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("trainer.max_epoch=3", r"unknown key 'trainer.max_epoch'.*tiny.yaml.*did you mean 'trainer.max_epochs'"),
-    ("trainer.max_epochs=3.5", "'trainer.max_epochs' is a int"),
-    ("trainer.max_epochs=null", "cannot be null"),
+    ("trainer.max_epochs=3.5", "'trainer.max_epochs' must be an integer >= 1, not 3.5"),
+    ("trainer.max_epochs=null", r"'trainer.max_epochs' must be set to an integer >= 1 \(it is null\)"),
     ("trainer.cudnn_benchmark=yes", "takes only true or false"),
     ("trainer.cudnn_benchmark=1", "takes only true or false"),
-    ("optim.lr=fast", "'optim.lr' is a float"),
-    ("optim.betas=0.9", "'optim.betas' is a list"),
+    ("optim.lr=fast", "'optim.lr' must be a number > 0, not 'fast'"),
+    ("optim.betas=0.9", "'optim.betas' must be a list of numbers >= 0 and < 1, not 0.9"),
     ("trainer=3", "is a section"),
     ("trainer.bf16=on", "takes only true or false"),
-    ("trainer.max_steps_per_epoch=few", "'trainer.max_steps_per_epoch' is a int"),
+    ("trainer.max_steps_per_epoch=few", "'trainer.max_steps_per_epoch' must be an integer >= 1 or null"),
+    ("task.dropout=null", "cannot be null"),  # an undeclared key keeps its type too
     ("task.name", "expected key=value"),
     ("+task.dropout=0.5", "already exists"),
 ])
@@ -243,6 +245,16 @@ def test_done_marker_makes_a_rerun_a_no_op(tmp_path, capsys):
     assert "optim.lr: 0.05 -> 0.01" in capsys.readouterr().err
 
 
+def test_options_may_stand_among_the_overrides(tmp_path):
+    config_path = write_config(tmp_path / "tiny.yaml")
+    exp = tmp_path / "exp"
+    assert inmsrl_main(["train", "--config", str(config_path), "trainer.max_epochs=1", "--resume", "auto",
+                        "optim.lr=0.01", "--exp-dir", str(exp), "task.batch_size=16"]) == 0
+    saved = yaml.safe_load((exp / "config.yaml").read_text())
+    assert saved["trainer"]["max_epochs"] == 1 and saved["optim"]["lr"] == 0.01
+    assert saved["task"]["batch_size"] == 16
+
+
 def test_unknown_task_is_a_clear_error(tmp_path, capsys):
     config_path = write_config(tmp_path / "tiny.yaml", task={"name": "no-such-task"})
     assert inmsrl_main(["train", "--config", str(config_path), "--exp-dir", str(tmp_path / "exp")]) == 2
@@ -331,6 +343,31 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert_same_state(weights(exp / "checkpoints" / "last.pt"),
                       weights(tmp_path / "straight" / "checkpoints" / "last.pt"))
     assert_same_state(weights(exp / "final.pt"), weights(tmp_path / "straight" / "final.pt"))
+
+
+def test_a_second_run_in_the_same_directory_is_refused_naming_the_first(tmp_path, capsys):
+    config_path = write_config(tmp_path / "tiny.yaml", task={"sleep_per_step": 0.05},
+                               trainer={"max_epochs": 50})
+    exp = tmp_path / "exp"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-c", "import sys, test_trainer; from inmsrl.bin.main import main; "
+               "sys.exit(main(sys.argv[1:]))", "train", "--config", str(config_path), "--exp-dir", str(exp)]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while "epoch 1/50" not in ((exp / "train.log").read_text() if (exp / "train.log").exists() else ""):
+            assert first.poll() is None and time.monotonic() < deadline, "the first run did not start"
+            time.sleep(0.05)
+        log_lines = (exp / "train.log").read_text().count("training tiny-regression in")
+        assert inmsrl_main(["train", "--config", str(config_path), "--exp-dir", str(exp)]) == 2
+        message = capsys.readouterr().err
+        assert f"{exp} is in use by another run (inmsrl train, pid {first.pid} on " in message
+        assert (exp / "train.log").read_text().count("training tiny-regression in") == log_lines == 1
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    with exclusive_run(ExperimentDir(exp)):  # a killed run leaves no stale lock behind
+        assert str(os.getpid()) in (exp / ".lock").read_text()
 
 
 def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):

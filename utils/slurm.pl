@@ -99,6 +99,10 @@ for my $id (@ids) {
     my $task = $states->{$id} // { state => 'UNKNOWN' };
     my $log = Inmsrl::Job::log_for($job, $id);
     next if $task->{state} eq 'COMPLETED';
+    # A task killed by jobacct_gather's OverMemoryKill ends FAILED; only Slurm's output says why.
+    if ($task->{state} =~ /^(FAILED|UNKNOWN)$/ && over_memory_limit("$queue_dir/$name.$id.out")) {
+        $task = { state => 'OUT_OF_MEMORY', reason => 'memory above the request, in Slurm\'s output' };
+    }
     push @failed, $id;
     if (my $why = $KILLED_BY_SLURM{ $task->{state} }) {
         my $what = defined $job->{var} ? "task $id" : 'the job';
@@ -112,6 +116,16 @@ for my $id (@ids) {
     }
 }
 exit Inmsrl::Job::report_failures($job, scalar(@ids), @failed);
+
+# Whether Slurm's output for a task says that Slurm killed it for using more memory than requested.
+sub over_memory_limit {
+    my ($output) = @_;
+    open(my $fh, '<', $output) or return 0;
+    while (<$fh>) {
+        return 1 if /slurmstepd.*(exceeded (job )?memory limit|oom-kill event)/i;
+    }
+    return 0;
+}
 
 # Run sbatch; return the job id or exit 1 with sbatch's message and the command.
 sub submit {

@@ -43,7 +43,7 @@ direct_teacher=clean_all  # stage 6: the Clean over every source whose embedding
 paft_models="clean cascade cascade_ft cascade_paft"  # stage 7: conf/paft_<model>.yaml each
 paft_seeds="1 2 3"   # stage 7: one PAFT run per seed (Table 5 reports mean ± std)
 train_opts=          # stages 3-7: key=value overrides added to every training (e.g. trainer.max_epochs=1)
-score_models=        # stage 8: experiments to score [every finished one]
+score_models=        # stage 8: experiments to score [every finished one whose config's experiment: says scored]
 score_opts=          # stage 8: options of inmsrl embed, e.g. "--vis-per-pair 3 --pseudo-targets 5"
 sdr_opts=            # stage 8: options of inmsrl sdr, e.g. "--tracks 8 --seconds 30" (museval is slow)
 search_model=cascade_ft   # stage 9: the model whose index of the test songs ends the run
@@ -85,7 +85,7 @@ Options (default in brackets):
   --paft-models "M..."     stage 7: PAFT of these models, conf/paft_<M>.yaml each [$paft_models]
   --paft-seeds "S..."      stage 7: one PAFT run per seed [$paft_seeds]
   --train-opts "K=V..."    overrides for every training, e.g. "trainer.max_epochs=1" [$train_opts]
-  --score-models "M..."    experiments scored in stage 8 [every finished one]
+  --score-models "M..."    experiments scored in stage 8 [every finished one whose config says scored]
   --score-opts STR         options of inmsrl embed in stage 8 [$score_opts]
   --sdr-opts STR           options of inmsrl sdr in stage 8 [$sdr_opts]
   --search-model NAME      stage 9: experiment to pack and index the test songs with [$search_model]
@@ -103,6 +103,23 @@ if [ $# -ne 0 ]; then
   echo "$0: unexpected argument(s): $*  (options start with --; see --help)" >&2
   exit 1
 fi
+last_stage=8
+require_integer() {  # require_integer OPTION VALUE MIN [MAX]: exit 1 naming the option unless it fits
+  local option=$1 value=$2 low=$3 high=${4:-}
+  if ! [[ ${value} =~ ^[0-9]+$ ]] || [ "${value}" -lt "${low}" ] || { [ -n "${high}" ] && [ "${value}" -gt "${high}" ]; }; then
+    echo "$0: ${option} must be an integer from ${low}${high:+ to ${high}}, not '${value}'" >&2
+    exit 1
+  fi
+}
+require_integer --stage "${stage}" 0 "${last_stage}"
+require_integer --stop-stage "${stop_stage}" 0 "${last_stage}"
+if [ "${stage}" -gt "${stop_stage}" ]; then
+  echo "$0: --stage ${stage} comes after --stop-stage ${stop_stage}: no stage would run" >&2
+  exit 1
+fi
+require_integer --nj "${nj}" 1
+require_integer --ngpu "${ngpu}" 0
+require_integer --seed "${seed}" 0
 
 . ./path.sh
 . ./cmd.sh
@@ -115,9 +132,18 @@ mkdir -p "${exp_dir}"
 } >> "${exp_dir}/command_history.sh"
 
 stages_run=()
-run_stage() {  # run_stage N NAME FUNCTION: runs FUNCTION when N is inside [stage, stop_stage]
-  local number=$1 name=$2 fn=$3 start=$SECONDS
+stages_skipped=()
+# run_stage N NAME FUNCTION [WHY-SKIP]: runs FUNCTION when N is inside [stage, stop_stage], unless the
+# function WHY-SKIP prints a reason not to (then the stage is logged as skipped, with the reason).
+run_stage() {
+  local number=$1 name=$2 fn=$3 why_skip=${4:-} start=$SECONDS reason=
   [ "${stage}" -le "${number}" ] && [ "${stop_stage}" -ge "${number}" ] || return 0
+  [ -z "${why_skip}" ] || reason=$("${why_skip}")
+  if [ -n "${reason}" ]; then
+    log "Stage ${number}: ${name} skipped: ${reason}"
+    stages_skipped+=("${number} (${reason})")
+    return 0
+  fi
   log "Stage ${number}: ${name}"
   "${fn}"
   log "Stage ${number}: ${name} done in $((SECONDS - start)) s"
@@ -153,6 +179,23 @@ stage_dump() {
     log "  ABX set for PAFT and perceptual scoring -> ${dump_dir}/abx"
     # shellcheck disable=SC2086
     local/abx.sh --out "${dump_dir}/abx" ${abx_opts}
+  else
+    log "  no local/abx.sh: this corpus has no ABX set, so PAFT (stage 7) and the perceptual agreement" \
+      "of stage 8 will be skipped"
+  fi
+}
+
+abx_set_missing() {  # prints why the ABX stages cannot run (nothing when they can)
+  if [ ! -f "${dump_dir}/abx/inst_sim_abx_answers.csv" ] && [ ! -x local/abx.sh ]; then
+    echo "this corpus has no ABX set (no local/abx.sh), which PAFT learns from"
+  fi
+}
+
+paft_skipped() {  # why stage 7 has nothing to do (nothing when it has)
+  if [ -z "${paft_models// /}" ]; then
+    echo "--paft-models is empty"
+  else
+    abx_set_missing
   fi
 }
 
@@ -172,7 +215,11 @@ data_overrides=("task.train_dump=${dump_dir}/${train_set}" "task.valid_dump=${du
 
 train_array() {  # train_array NAME LIST: the trainings of LIST (see scripts/train_array.sh) as one job array
   local name=$1 list=$2 n line
-  n=$(grep -c . "${list}")
+  n=$(grep -c . "${list}" || true)
+  if [ "${n}" -eq 0 ]; then
+    log "  ${list} lists no training; nothing to do"
+    return 0
+  fi
   log "  ${n} trainings (${list}); logs: ${exp_dir}/log/${name}.*.log"
   ${cuda_cmd} --gpu "${ngpu}" JOB=1:"${n}" "${exp_dir}/log/${name}.JOB.log" \
     scripts/train_array.sh "${list}" JOB "${ngpu}" "seed=${seed}" "${data_overrides[@]}"
@@ -247,17 +294,32 @@ stage_paft() {
 }
 
 stage_scoring() {
-  local scores="${exp_dir}/scores" name models=() sdr_models=() abx=() baselines=(mfcc_clean)
-  if [ -n "${score_models}" ]; then
-    # shellcheck disable=SC2206
-    models=(${score_models})
+  local scores="${exp_dir}/scores" name paft separates family label listing
+  local models=() sdr_models=() abx=() baselines=(mfcc_clean)
+  local -A paft_run=()
+  if [ -f "${dump_dir}/abx/inst_sim_abx_answers.csv" ]; then
+    abx=(--abx-dir "${dump_dir}/abx")
   else
-    for name in clean cascade cascade_ft direct direct_da direct_reconst \
-        $(cd "${exp_dir}" && ls -d paft_* 2>/dev/null); do
-      [ -f "${exp_dir}/${name}/done" ] && models+=("${name}")
-    done
+    log "  no ABX set (${dump_dir}/abx): perceptual agreement (Tables 1 and 5) skipped"
   fi
-  [ -f "${dump_dir}/abx/inst_sim_abx_answers.csv" ] && abx=(--abx-dir "${dump_dir}/abx")
+  # What is scored, and how, is what each finished experiment's config says it is (its experiment:
+  # section): every one to be scored, or those of --score-models.
+  # shellcheck disable=SC2086
+  listing=$(inmsrl experiments --exp-dir "${exp_dir}" ${score_models:+--models ${score_models}})
+  while IFS=$'\t' read -r name paft separates family label; do
+    case "${name}" in '#'*|'') continue ;; esac
+    if [ "${paft}" != - ] && [ ${#abx[@]} -eq 0 ]; then
+      log "  ${name} (${label}): a PAFT run, scored on ABX data only; skipped"
+      continue
+    fi
+    log "  scoring ${name}: ${label} (family ${family}$([ "${paft}" != - ] && echo ", PAFT on ${paft} data"))"
+    models+=("${name}")
+    if [ "${paft}" != - ]; then
+      paft_run[${name}]=1
+    elif [ "${separates}" = true ]; then
+      sdr_models+=("${name}")
+    fi
+  done <<< "${listing}"
   embed_model() {  # embed_model NAME MODEL-OPTIONS...: one job array of inmsrl embed
     local name=$1
     shift
@@ -277,11 +339,11 @@ stage_scoring() {
         --part JOB --num-parts "${nj}" "$@" ${sdr_opts}
   }
   for name in "${models[@]}"; do
-    case "${name}" in
-      paft_*) embed_model "${name}" --exp-dir "${exp_dir}/${name}" --sets abx ;;  # Table 5 only
-      *) embed_model "${name}" --exp-dir "${exp_dir}/${name}" ;;
-    esac
-    case "${name}" in paft_*) ;; cascade*|direct_reconst*) sdr_models+=("${name}") ;; esac
+    if [ -n "${paft_run[${name}]:-}" ]; then
+      embed_model "${name}" --exp-dir "${exp_dir}/${name}" --sets abx  # Table 5 only
+    else
+      embed_model "${name}" --exp-dir "${exp_dir}/${name}"
+    fi
   done
   # shellcheck disable=SC2086
   embed_model mfcc_clean --baseline mfcc-clean --sources ${target_sources}
@@ -332,11 +394,15 @@ run_stage 3 "MSS training" stage_mss
 run_stage 4 "triplet training of Clean and Cascade extractors" stage_triplet
 run_stage 5 "E2E-FT (Cascade-FT)" stage_e2e_ft
 run_stage 6 "Direct family" stage_direct
-run_stage 7 "PAFT" stage_paft
+run_stage 7 "PAFT" stage_paft paft_skipped
 run_stage 8 "scoring" stage_scoring
 run_stage 9 "search index and example search" stage_search
 
 log "Finished in ${SECONDS} s. Stages run: ${stages_run[*]:-none}."
+if [ ${#stages_skipped[@]} -gt 0 ]; then
+  printf -v skipped '%s; ' "${stages_skipped[@]}"
+  log "Stages skipped: ${skipped%; }."
+fi
 log "This command line is kept in ${exp_dir}/command_history.sh"
 exit 0
 }

@@ -1,7 +1,9 @@
 """The ``inmsrl`` command: one sub-command per tool, each in its own ``inmsrl.bin`` module.
 
 Each module defines ``add_arguments(parser)`` and ``run(args) -> int`` and keeps heavy imports (torch)
-inside ``run`` so that ``inmsrl --help`` and argument errors answer at once.
+inside ``run`` so that ``inmsrl --help`` and argument errors answer at once. A module whose
+``INTERMIXED`` names a list-valued positional gets the positional words that follow its options added
+to that list, so ``a=1 --resume auto b=2`` gives both overrides (argparse alone stops at the option).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "abx-simulate": ("abx_simulate", "simulated-listener Inst-Sim-ABX set for a synthetic corpus"),
     "quick-eval": ("quick_eval", "SDR of separators and 5-NN same-song accuracy of trained models"),
     "train": ("train", "train one stage from a YAML config in an experiment directory (resumable, DDP)"),
+    "experiments": ("experiments", "list a recipe's finished experiments by what their configs say they are"),
     "embed": ("embed", "embed the evaluation sets of a test dump with one model (one share per job)"),
     "sdr": ("sdr", "SDR per test track of a separating model or of the mixture (one share per job)"),
     "score": ("score", "MES-Normal/Pseudo, ABX agreement, SDR, t-SNE from the stored embeddings"),
@@ -46,17 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"inmsrl.bin.{module_name}")
         sub = commands.add_parser(name, help=help_text, description=module.__doc__)
         module.add_arguments(sub)
-        sub.set_defaults(_module=module)
+        sub.set_defaults(_module=module, _parser=sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen sub-command; returns the process exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if args.command is None:
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         parser.print_help()
         return 2
+    intermixed = getattr(args._module, "INTERMIXED", None)
+    unknown = [word for word in extra if intermixed is None or word.startswith("-")]
+    if unknown:
+        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        getattr(args, intermixed).extend(extra)
     return int(args._module.run(args) or 0)
 
 

@@ -17,15 +17,7 @@ import numpy as np
 
 from inmsrl.data.abx import CONDITIONS, INSTRUMENT_ORDER
 from inmsrl.eval.plots import plot_tsne
-from inmsrl.eval.scoring import (
-    BASELINES,
-    MIXTURE,
-    SCORES_FILE,
-    TSNE_FILE,
-    model_label,
-    model_order,
-    paft_base,
-)
+from inmsrl.eval.scoring import BASELINES, MIXTURE, SCORES_FILE, TSNE_FILE, model_label, model_order
 
 DASH = "-"
 BOUNDS_NOTE = (" Chance: what a model with random vectors scores with this vote on these items; perfect "
@@ -54,13 +46,17 @@ def _label(scores: Mapping, model: str) -> str:
     return scores.get("models", {}).get(model, {}).get("label") or model_label(model)
 
 
+def _order(scores: Mapping, names: Sequence[str]) -> list[str]:
+    return model_order(names, scores.get("models", {}))
+
+
 def _mes_table(scores: Mapping, key: str, title: str, note: str) -> list[str]:
     table = scores.get(key, {})
     if not table:
         return []
     sources = _sources(table)
     rows = [[_label(scores, m), *(_fmt(100 * table[m][s]["accuracy"]) if s in table[m] else DASH
-                                  for s in sources)] for m in model_order(list(table))]
+                                  for s in sources)] for m in _order(scores, list(table))]
     for bound, label in (("chance", "chance (a random model)"), ("perfect", "perfect separation")):
         values = scores.get(bound, {}).get(key, {})
         if values:
@@ -73,7 +69,7 @@ def _sdr_table(scores: Mapping) -> list[str]:
     if not table:
         return []
     sources = _sources({m: v for m, v in table.items() if m != MIXTURE}) or _sources(table)
-    order = sorted(model_order(list(table)), key=lambda m: m != MIXTURE)  # the reference row first
+    order = _order(scores, list(table))  # the mixture, the reference row, first
     rows = [[_label(scores, m), *(_fmt(table[m].get(s)) for s in sources)] for m in order]
     tracks = scores.get("config", {}).get("sdr_tracks", {})
     count = max(tracks.values()) if tracks else 0
@@ -133,12 +129,14 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
     per_model = abx.get("models", {})
     if not per_model:
         return []
-    models = model_order(list(per_model))
-    plain = [m for m in models if paft_base(m) is None]
-    paft: dict[str, list[str]] = {}
+    models = _order(scores, list(per_model))
+    info = scores.get("models", {})
+    plain = [m for m in models if not info.get(m, {}).get("paft_of")]
+    paft: dict[tuple[str, str], list[str]] = {}  # (base model, label) -> the runs of one PAFT config
     for m in models:
-        if paft_base(m) is not None:
-            paft.setdefault(paft_base(m), []).append(m)
+        base = info.get(m, {}).get("paft_of")
+        if base:
+            paft.setdefault((base, info[m].get("group") or _label(scores, m)), []).append(m)
     split_of = abx.get("splits", {})
     plain_split, heldout = abx.get("split", "all"), abx.get("heldout", {})
     paft_split = next((split_of[m] for runs in paft.values() for m in runs if m in split_of), "test")
@@ -158,18 +156,16 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
         if not sources:
             continue
         rows = []
-        for name in _with_paft_rows(plain, paft):
-            if name in per_model:
-                rows.append(_agreement_row(_label(scores, name), per_model[name].get(condition, {}), sources,
-                                           mean_sources))
-                has_paft = any(v in paft for v in (name, f"{name}_normal", f"{name}_paft"))
-                if has_paft and name in heldout:
-                    rows.append(_agreement_row(f"{_label(scores, name)}, held-out 30 %",
-                                               heldout[name].get(condition, {}), sources, mean_sources))
-            if name in paft:
-                rows.append(_paft_row(model_label(f"paft_{name}"),
-                                      [per_model[r].get(condition, {}) for r in paft[name]], sources,
+        for m in _with_paft_rows(plain, paft):
+            if isinstance(m, tuple):  # a PAFT configuration: its runs in one row
+                rows.append(_paft_row(m[1], [per_model[r].get(condition, {}) for r in paft[m]], sources,
                                       mean_sources))
+                continue
+            rows.append(_agreement_row(_label(scores, m), per_model[m].get(condition, {}), sources,
+                                       mean_sources))
+            if m in heldout and any(base == m for base, _ in paft):
+                rows.append(_agreement_row(f"{_label(scores, m)}, held-out 30 %",
+                                           heldout[m].get(condition, {}), sources, mean_sources))
         for split in dict.fromkeys((plain_split, paft_split if paft else plain_split)):
             cells = majority.get(split, {}).get(condition, {})
             if cells:
@@ -204,14 +200,15 @@ def _triplet_view(scores: Mapping, models: Sequence[str], mean_sources: Sequence
             *_table(["Method", *CONDITIONS], rows), ""]
 
 
-def _with_paft_rows(plain: Sequence[str], paft: Mapping[str, list[str]]) -> list[str]:
-    """Table 5's row order: each model, then the PAFT runs that start from it (``<m>``, the "PAFT data:
-    normal" ``<m>_normal``, Cascade-PAFT ``<m>_paft``), as the paper lists them; PAFT runs of a model
-    not scored come last."""
-    order = []
-    for m in plain:  # a model's own PAFT runs go in its row group (see _abx_tables)
-        order += [m, *(base for base in (f"{m}_normal", f"{m}_paft") if base in paft and base not in plain)]
-    return order + [b for b in paft if b not in order]
+
+def _with_paft_rows(plain: Sequence[str], paft: Mapping[tuple[str, str], list[str]]
+                    ) -> list[str | tuple[str, str]]:
+    """Table 5's row order: each model, then the PAFT configurations that start from it (one row each,
+    over its runs), as the paper lists them; PAFT of a model not scored comes last."""
+    order: list[str | tuple[str, str]] = []
+    for m in plain:
+        order += [m, *(group for group in paft if group[0] == m)]
+    return order + [group for group in paft if group not in order]
 
 
 def _abx_counts(scores: Mapping) -> list[str]:
@@ -238,7 +235,7 @@ def _table6(scores: Mapping) -> list[str]:
         return []
     sources = _sources(table)
     rows = []
-    for m in model_order(list(table)):
+    for m in _order(scores, list(table)):
         row = table[m]
         rows.append([_label(scores, m),
                      *(_fmt(100 * row[s]["target"]["accuracy"]) if s in row else DASH for s in sources),
@@ -290,7 +287,7 @@ def _models_section(scores: Mapping) -> list[str]:
     if not models:
         return []
     rows = [[_label(scores, m), m, models[m].get("kind", ""), ", ".join(models[m].get("sources", [])),
-             models[m].get("exp_dir", "") or DASH] for m in model_order(list(models))]
+             models[m].get("exp_dir", "") or DASH] for m in _order(scores, list(models))]
     header = ["Method", "name", "kind", "embedded sources", "experiment"]
     return ["## Models", "", *_table(header, rows, numeric=False), ""]
 
@@ -342,7 +339,7 @@ def write_report(scores_dir: str | Path, out: str | Path, environment: Mapping, 
             for key in data.files:
                 model, source, what = key.split("/")
                 panels.setdefault((model, source), {})[what] = data[key]
-        models = [(m, _label(scores, m)) for m in model_order(sorted({m for m, _ in panels}))]
+        models = [(m, _label(scores, m)) for m in _order(scores, sorted({m for m, _ in panels}))]
         sources = _sources({m: {s: 1 for mm, s in panels if mm == m} for m, _ in models})
         written["figure"] = plot_tsne(panels, models, sources, out.with_name(f"{out.stem}_tsne.png"))
         figure = written["figure"].name

@@ -6,8 +6,10 @@ Layout of a scores directory (``exp/scores``), written by ``inmsrl embed`` / ``i
     sdr/<model>.<J>-of-<N>.json               per-track SDR of a share of the tracks
     scores.json, tsne.npz                     what :func:`score_all` writes; the report reads them
 
-Models are named as their experiments (``clean``, ``cascade``, ``cascade_ft``, ``direct``, ``direct_da``,
-``direct_reconst``, ``paft_<model>[_<run>]``) or baselines (``mfcc_clean``, ``mfcc_cascade``).
+Models are named as their experiments and described by them: each experiment's ``config.yaml`` keeps
+its ``experiment:`` section (:mod:`inmsrl.train.description`: family, label, base model, PAFT data),
+which gives its label, its place in the tables and whether it is a PAFT run. The rows the tools make
+themselves are the baselines (``mfcc_clean``, ``mfcc_cascade``) and the unprocessed ``mixture``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,56 +29,60 @@ from inmsrl.eval.embeddings import EmbeddingFileError, EmbeddingSet
 from inmsrl.eval.mes import K_NEIGHBOURS, mes_normal, mes_pseudo, target_and_non_target
 from inmsrl.eval.sdr import median_over_tracks
 from inmsrl.eval.swap import swap_shares
+from inmsrl.train.description import read_description
 
-LEARNED_MODELS = ("clean", "cascade", "cascade_ft", "direct", "direct_da", "direct_reconst")
 BASELINES = ("mfcc_clean", "mfcc_cascade")
 MIXTURE = "mixture"
-LABELS = {
-    "clean": "Clean", "cascade": "Cascade", "cascade_ft": "Cascade-FT", "direct": "Direct",
-    "direct_da": "Direct w/ DA", "direct_reconst": "Direct-Reconst", "cascade_paft": "Cascade-PAFT",
-    "mfcc_clean": "MFCC statistics, clean stems", "mfcc_cascade": "MFCC statistics, separated (stage-3 MSS)",
-    "mss": "MSS (stage 3)", MIXTURE: "Mixture (unprocessed)",
-}
-_PAFT = re.compile(r"^paft_(?P<base>.+?)(?:_(?:run|seed)?(?P<run>\d+))?$")
+# The rows the tools make themselves; experiments name themselves (their experiment: section).
+LABELS = {"mfcc_clean": "MFCC statistics, clean stems",
+          "mfcc_cascade": "MFCC statistics, separated (stage-3 MSS)", MIXTURE: "Mixture (unprocessed)"}
+# The paper's order of the families; any other family follows them, by name.
+FAMILY_ORDER = ("clean", "cascade", "direct")
 SCORES_FILE = "scores.json"
 TSNE_FILE = "tsne.npz"
 
 
-def paft_base(name: str) -> str | None:
-    """``paft_cascade_2`` → ``cascade`` (the model PAFT fine-tuned); None for a model without PAFT."""
-    match = _PAFT.match(name)
-    return match.group("base") if match else None
-
-
 def model_label(name: str) -> str:
-    """The name the paper's tables use for experiment ``name``."""
-    base = paft_base(name)
-    if base is not None:
-        run = _PAFT.match(name).group("run")
-        run_label = f" (run {run})" if run else ""
-        if base.endswith("_paft"):  # Cascade-PAFT: E2E-FT and PAFT at once, a model of its own
-            return model_label(base) + run_label
-        data = ""
-        if base.endswith("_normal"):  # the "PAFT data: normal" rows of Table 5
-            base, data = base.removesuffix("_normal"), ", PAFT data: normal"
-        return f"{model_label(base)} w/ PAFT{data}{run_label}"
+    """The table name of a row the tools make (a baseline, the mixture); otherwise ``name`` itself."""
     return LABELS.get(name, name)
 
 
-def model_order(names: Sequence[str]) -> list[str]:
-    """The paper's row order: Clean, Cascade*, Direct*, then PAFT runs, other models, baselines."""
-    known = [*LEARNED_MODELS, MIXTURE, "mss"]
+def model_order(names: Sequence[str], models: Mapping[str, Mapping] | None = None) -> list[str]:
+    """The paper's row order: the mixture; each family (Clean, Cascade, Direct, then any other by name)
+    with its models before its PAFT runs; the baselines. ``models`` is scores.json's "models" (each
+    model's "family" and "paft_of")."""
+    models = models or {}
 
     def key(name: str) -> tuple:
-        base = paft_base(name)
+        if name == MIXTURE:
+            return (0, 0, "", 0, name)
         if name in BASELINES:
-            return (3, BASELINES.index(name), name)
-        if base is not None:  # PAFT runs of a model, its "PAFT data: normal" runs, Cascade-PAFT: together
-            init = base.removesuffix("_normal").removesuffix("_paft")
-            return (1, known.index(init) if init in known else len(known), name)
-        return (0, known.index(name) if name in known else len(known), name)
+            return (2, BASELINES.index(name), "", 0, name)
+        info = models.get(name, {})
+        family = info.get("family") or ""
+        rank = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+        return (1, rank, family, 1 if info.get("paft_of") else 0, name)
 
     return sorted(names, key=key)
+
+
+def describe_model(name: str, meta: Mapping[str, str], log=print) -> dict:
+    """The "models" entry of scores.json for ``name``: a baseline's, or what the experiment its
+    embeddings came from (``meta["exp_dir"]``) says it is."""
+    kind = meta.get("kind", "baseline" if name in BASELINES else "learned")
+    info = {"label": model_label(name), "group": model_label(name), "family": None, "kind": kind,
+            "paft_of": None, "paft_data": None, "seed": None}
+    exp_dir = meta.get("exp_dir", "")
+    if kind == "baseline" or not exp_dir:
+        return info
+    description = read_description(exp_dir) if (Path(exp_dir) / "config.yaml").is_file() else None
+    if description is None:
+        log(f"WARNING: {name}: {exp_dir}/config.yaml has no experiment: section; shown as '{name}', "
+            "after the described models")
+        return info
+    return {**info, "label": description.run_label, "group": description.label, "family": description.family,
+            "paft_of": description.base_model if description.is_paft else None,
+            "paft_data": description.paft_data, "seed": description.seed}
 
 
 def _finite(value: float) -> float | None:
@@ -185,8 +191,17 @@ def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_d
     does; "all", "test" or "train" score every model on that split. In "auto" mode the models PAFT
     started from are also scored on the held-out share (``abx.heldout``), to compare like with like."""
     root = Path(scores_dir)
-    models = model_order(models if models is not None else embedded_models(root))
     emb_root = root / "embeddings"
+    loaded = {}
+    for model in (models if models is not None else embedded_models(root)):
+        normal = _load(emb_root, model, "normal")
+        sets = {name: _load(emb_root, model, name) for name in ("pseudo", "vis", "abx", "swap")}
+        first = normal or next((s for s in sets.values() if s is not None), None)
+        if first is None:
+            raise EmbeddingFileError(f"{emb_root / model}: no embeddings of model {model}")
+        loaded[model] = (normal, sets, first, describe_model(model, first.meta, log))
+    infos = {model: info for model, (*_, info) in loaded.items()}
+    models = model_order(list(loaded), infos)
     result: dict = {"config": {"k": k, "seed": seed}, "models": {}, "mes_normal": {}, "mes_pseudo": {},
                     "table6": {}, "swap": {}, "sdr": {}, "abx": {}, "chance": {}, "perfect": {}}
     splits: dict[str, list[AbxTriplet]] = {}
@@ -195,7 +210,7 @@ def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_d
         abx = read_abx_set(abx_dir)
         if abx_split not in ("auto", "all", "test", "train"):
             raise ValueError(f"ABX split {abx_split!r} is not 'auto', 'all', 'test' or 'train'")
-        split_of = {m: (("test" if paft_base(m) else "all") if abx_split == "auto" else abx_split)
+        split_of = {m: (("test" if infos[m]["paft_of"] else "all") if abx_split == "auto" else abx_split)
                     for m in models}
         plain_split = "all" if abx_split == "auto" else abx_split
         needed = {plain_split, *split_of.values()} | ({"test"} if abx_split == "auto" else set())
@@ -211,17 +226,10 @@ def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_d
                          "models": {}, "heldout": {}}
     tsne_arrays: dict[str, np.ndarray] = {}
     for model in models:
-        normal = _load(emb_root, model, "normal")
-        sets = {name: _load(emb_root, model, name) for name in ("pseudo", "vis", "abx", "swap")}
-        first = normal or next((s for s in sets.values() if s is not None), None)
-        if first is None:
-            raise EmbeddingFileError(f"{emb_root / model}: no embeddings of model {model}")
-        default_kind = "baseline" if model in BASELINES else "learned"
-        result["models"][model] = {"label": first.meta.get("label", model_label(model)),
-                                   "kind": first.meta.get("kind", default_kind),
-                                   "sources": list(first.sources), "exp_dir": first.meta.get("exp_dir", ""),
-                                   "device": first.meta.get("device", ""),
-                                   "paft_of": paft_base(model)}
+        normal, sets, first, info = loaded[model]
+        meta = first.meta
+        result["models"][model] = {**info, "sources": list(first.sources), "exp_dir": meta.get("exp_dir", ""),
+                                   "device": meta.get("device", "")}
         log(f"scoring {model}")
         if normal is not None:
             rate = int(normal.meta.get("sample_rate", 44100))
@@ -244,7 +252,7 @@ def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_d
         if sets["abx"] is not None and splits:
             agreement = perceptual_agreement(sets["abx"], splits[split_of[model]])
             result["abx"]["models"][model] = _cells_dict(agreement)
-            if abx_split == "auto" and split_of[model] == "all" and any(paft_base(m) for m in models):
+            if abx_split == "auto" and split_of[model] == "all" and any(infos[m]["paft_of"] for m in models):
                 heldout = perceptual_agreement(sets["abx"], splits["test"])
                 result["abx"]["heldout"][model] = _cells_dict(heldout)
             result["chance"]["abx"] = 0.5
@@ -254,7 +262,7 @@ def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_d
         result["config"].setdefault("sdr_tracks", {})[model] = len(tracks)
     if excerpts:
         result["config"]["sdr_seconds"] = excerpts
-    result["sdr"] = {m: result["sdr"][m] for m in model_order(list(result["sdr"]))}
+    result["sdr"] = {m: result["sdr"][m] for m in model_order(list(result["sdr"]), result["models"])}
     result = _clean(result)
     _write_json(root / SCORES_FILE, result)
     if tsne_arrays:

@@ -18,6 +18,7 @@ from inmsrl.data.triplets import pcm_to_float
 from inmsrl.models.config import build_model
 from inmsrl.models.pretrained import ModelFileError, load_pretrained, read_model_file
 from inmsrl.models.separator import SourceSeparator
+from inmsrl.train.options import Option
 from inmsrl.train.task import RunContext, Task, sharded_loader
 
 
@@ -68,6 +69,15 @@ def source_indices(dump: Dump, names: list[str]) -> list[int]:
         raise TaskConfigError(f"source(s) {', '.join(unknown)} not in {dump.root} "
                               f"(it has {', '.join(dump.sources)})")
     return [dump.sources.index(n) for n in names]
+
+
+# The ``task:`` options of every stage that trains on segments of two dumps (mss, triplet, direct_*).
+DATASET_OPTIONS = (
+    Option("train_dump", str), Option("valid_dump", str),
+    Option("segment_seconds", float, 3.0, above=0), Option("valid_segment_seconds", float, 10.0, above=0),
+    Option("train_examples", int, minimum=1), Option("valid_examples", int, minimum=1),
+    Option("batch_size", int, 64, minimum=1), Option("num_workers", int, 0, minimum=0),
+)
 
 
 class DatasetTask(Task):

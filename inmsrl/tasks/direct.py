@@ -33,11 +33,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from inmsrl.data.triplets import SubsetMixtureDataset, TripletDataset
+from inmsrl.data.triplets import KINDS, SubsetMixtureDataset, TripletDataset
 from inmsrl.models.config import build_model
 from inmsrl.models.direct import Direct, DirectReconst
 from inmsrl.models.extractor import EMBEDDING_DIM
 from inmsrl.tasks.common import (
+    DATASET_OPTIONS,
     DatasetTask,
     DumpedSet,
     TaskConfigError,
@@ -48,6 +49,7 @@ from inmsrl.tasks.common import (
     triplet_loss,
     unwrap,
 )
+from inmsrl.train.options import Option
 from inmsrl.train.task import RunContext, register_task
 
 
@@ -59,25 +61,14 @@ def _model_type(config: dict[str, Any], allowed: tuple[str, ...], task: str) -> 
     return kind
 
 
-COMMON_KEYS = frozenset({"name", "train_dump", "valid_dump", "segment_seconds", "valid_segment_seconds",
-                         "train_examples", "valid_examples", "batch_size", "num_workers"})
-PRETRAIN_KEYS = COMMON_KEYS | {"clean", "normalize_targets", "mixtures"}
 MIXTURES = ("segment", "pseudo")
-TRIPLET_KEYS = COMMON_KEYS | {"init", "triplets", "fresh_every_epoch", "margin", "triplet_weight",
-                              "reconstruction_weight", "reconstruction"}
 RECONSTRUCTIONS = ("target", "all_sources")
 
 
 class _DirectTask(DatasetTask):
     """What both stage-6 tasks share: the dumps, the loaders and the model built for the dump's sources."""
 
-    keys: frozenset[str]
-
     def __init__(self, config: dict[str, Any], context: RunContext):
-        unknown = sorted(set(config.get("task", {})) - self.keys)
-        if unknown:  # a misspelt option would otherwise fall back to its default without a word
-            raise TaskConfigError(f"training config: unknown key(s) task.{', task.'.join(unknown)} for task "
-                                  f"{config['task'].get('name')!r} (known: {', '.join(sorted(self.keys))})")
         self.config, self.context = config, context
         self.train = open_set(option(config, "train_dump"), option(config, "segment_seconds", 3.0), config)
         self.valid = open_set(option(config, "valid_dump"), option(config, "valid_segment_seconds", 10.0),
@@ -101,7 +92,8 @@ class DirectPretrainTask(_DirectTask):
     from its own random segment), segment_seconds (3), valid_segment_seconds (10), train_examples,
     valid_examples, batch_size, num_workers; ``model.type: direct``."""
 
-    keys = PRETRAIN_KEYS
+    options = (*DATASET_OPTIONS, Option("clean", str), Option("normalize_targets", bool, True),
+               Option("mixtures", str, "segment", choices=MIXTURES))
 
     def __init__(self, config: dict[str, Any], context: RunContext):
         super().__init__(config, context)
@@ -123,8 +115,6 @@ class DirectPretrainTask(_DirectTask):
                 "(train one with conf/clean_all.yaml)")
         self.normalize_targets = bool(option(config, "normalize_targets", True))
         mixtures = option(config, "mixtures", "segment")
-        if mixtures not in MIXTURES:
-            raise TaskConfigError(f"task.mixtures must be one of {', '.join(MIXTURES)}, got {mixtures!r}")
         self.clean.requires_grad_(False)
         self.clean.to(context.device).eval()
         # Clean's embedding row of each block of Direct (the data directory's source order).
@@ -180,7 +170,11 @@ class DirectTripletTask(_DirectTask):
     (pairs per step), num_workers, triplet_weight (1), reconstruction_weight (0; > 0 needs
     ``model.type: direct_reconst``), reconstruction (target | all_sources)."""
 
-    keys = TRIPLET_KEYS
+    options = (*DATASET_OPTIONS, Option("init", str, None), Option("triplets", str, "pseudo", choices=KINDS),
+               Option("fresh_every_epoch", bool, False), Option("margin", float, 0.2, minimum=0),
+               Option("triplet_weight", float, 1.0, minimum=0),
+               Option("reconstruction_weight", float, 0.0, minimum=0),
+               Option("reconstruction", str, "target", choices=RECONSTRUCTIONS))
 
     def __init__(self, config: dict[str, Any], context: RunContext):
         super().__init__(config, context)
@@ -193,9 +187,6 @@ class DirectTripletTask(_DirectTask):
                 "training config: task.reconstruction_weight > 0 goes with model.type direct_reconst (its "
                 f"decoders learn from nothing else), got type {kind} and weight {self.reconstruction_weight}")
         self.reconstruction = option(config, "reconstruction", "target")
-        if self.reconstruction not in RECONSTRUCTIONS:
-            raise TaskConfigError(f"task.reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, "
-                                  f"got {self.reconstruction!r}")
         triplets = option(config, "triplets", "pseudo")
         if triplets != "pseudo":
             raise TaskConfigError(f"task.triplets: Direct trains on pseudo-musical pieces (basic and "

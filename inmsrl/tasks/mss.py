@@ -17,6 +17,7 @@ from torch import nn
 from inmsrl.data.triplets import SegmentDataset
 from inmsrl.models.config import build_model
 from inmsrl.tasks.common import (
+    DATASET_OPTIONS,
     DatasetTask,
     TaskConfigError,
     open_set,
@@ -32,6 +33,8 @@ from inmsrl.train.task import RunContext, register_task
 class MSSTask(DatasetTask):
     """Config ``task``: train_dump, valid_dump, segment_seconds (3), valid_segment_seconds (10),
     train_examples, valid_examples, batch_size, num_workers; ``model``: type separator, one target source."""
+
+    options = DATASET_OPTIONS
 
     def __init__(self, config: dict[str, Any], context: RunContext):
         self.config, self.context = config, context

@@ -74,17 +74,12 @@ from inmsrl.tasks.common import (
 )
 from inmsrl.tasks.direct import direct_triplet_losses
 from inmsrl.tasks.triplet import triplet_losses
+from inmsrl.train.options import Option
 from inmsrl.train.task import RunContext, register_task
 
 PIECES = ("pseudo", "normal")
 ROLES = ("anchor", "positive", "negative")
 DIRECT_TYPES = ("direct", "direct_reconst")
-TASK_KEYS = frozenset({
-    "name", "init", "abx_dir", "abx_dump", "train_dump", "valid_dump", "pieces", "fresh_every_epoch",
-    "split_seed", "train_fraction", "valid_fraction", "confident_only", "train_examples",
-    "valid_examples", "margin", "batch_size", "num_workers", "train_separators", "separation_weight",
-    "keep_batchnorm_stats",
-})
 
 
 def embedded_sources(model_config: dict[str, Any], sources: Sequence[str]) -> list[str]:
@@ -232,12 +227,19 @@ class PaftTask(DatasetTask):
     ``model`` must describe the model in ``init`` (the fine-tuned model is stored with this config)."""
 
     shuffle_train = True  # the ABX triplets come in a fixed order; visit them in a new one each epoch
+    options = (
+        Option("init", str), Option("abx_dir", str), Option("abx_dump", str),
+        Option("train_dump", str), Option("valid_dump", str), Option("pieces", str, "pseudo", choices=PIECES),
+        Option("fresh_every_epoch", bool, False), Option("split_seed", int, 0, minimum=0),
+        Option("train_fraction", float, 0.7, above=0, maximum=1),
+        Option("valid_fraction", float, 0.1, minimum=0, below=1), Option("confident_only", bool, False),
+        Option("train_examples", int, None, minimum=1), Option("valid_examples", int, None, minimum=1),
+        Option("margin", float, 0.2, minimum=0), Option("batch_size", int, 64, minimum=1),
+        Option("num_workers", int, 0, minimum=0), Option("train_separators", bool, False),
+        Option("separation_weight", float, 0.0, minimum=0), Option("keep_batchnorm_stats", bool, False),
+    )
 
     def __init__(self, config: dict[str, Any], context: RunContext):
-        unknown = sorted(set(config.get("task", {})) - TASK_KEYS)
-        if unknown:
-            raise TaskConfigError(f"training config: unknown key(s) task.{', task.'.join(unknown)} for task "
-                                  f"'paft' (known: {', '.join(sorted(TASK_KEYS))})")
         self.config, self.context = config, context
         self.model_config = config.get("model") or {}
         self.kind = self.model_config.get("type")

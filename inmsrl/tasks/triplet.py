@@ -27,9 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from inmsrl.data.triplets import TripletDataset
+from inmsrl.data.triplets import KINDS, TripletDataset
 from inmsrl.models.config import build_model
 from inmsrl.tasks.common import (
+    DATASET_OPTIONS,
     DatasetTask,
     TaskConfigError,
     load_separators_into,
@@ -41,6 +42,7 @@ from inmsrl.tasks.common import (
     triplet_terms,
     unwrap,
 )
+from inmsrl.train.options import Option
 from inmsrl.train.task import RunContext, register_task
 
 SEPARATION_LOSSES = ("role_sum", "mean")
@@ -54,6 +56,13 @@ class TripletTask(DatasetTask):
     (``exp/mss/{source}`` or null), init (an experiment dir or null), train_separators,
     separation_weight, separation_loss (role_sum | mean)."""
 
+    options = (*DATASET_OPTIONS,
+               Option("triplets", str, "pseudo", choices=KINDS), Option("fresh_every_epoch", bool, False),
+               Option("margin", float, 0.2, minimum=0), Option("separators", str, None),
+               Option("init", str, None), Option("train_separators", bool, False),
+               Option("separation_weight", float, 0.0, minimum=0),
+               Option("separation_loss", str, "role_sum", choices=SEPARATION_LOSSES))
+
     def __init__(self, config: dict[str, Any], context: RunContext):
         self.config, self.context = config, context
         self.train = open_set(option(config, "train_dump"), option(config, "segment_seconds", 3.0), config)
@@ -66,9 +75,6 @@ class TripletTask(DatasetTask):
         self.train_separators = bool(option(config, "train_separators", False))
         self.separation_weight = float(option(config, "separation_weight", 0.0))
         self.separation_loss = option(config, "separation_loss", "role_sum")
-        if self.separation_loss not in SEPARATION_LOSSES:
-            raise TaskConfigError(f"task.separation_loss must be one of {', '.join(SEPARATION_LOSSES)}, "
-                                  f"got {self.separation_loss!r}")
         model_config = config.get("model", {})
         self.embedded = list(model_config.get("target_sources") or self.sources)
         self.targets = source_indices(self.train.dump, self.embedded)

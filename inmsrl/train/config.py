@@ -1,30 +1,41 @@
-"""Training configurations: a YAML file, the trainer's defaults, and ``key=value`` overrides.
+"""Training configurations: YAML files (which may inherit), declared options, and ``key=value`` overrides.
 
-A configuration is a nested dict with four reserved top-level sections and any others a task wants
-(``model:``, ``data:`` ...)::
+A configuration is a nested dict of reserved top-level sections and the ones its task reads
+(``model:``)::
 
+    base: cascade.yaml          # optional: inherit that file (path relative to this one), then override
+    experiment: {family: cascade, label: Cascade, ...}  # what the run is (inmsrl.train.description)
     seed: 0                     # seeds python, numpy and torch (each DDP rank adds its rank)
     task: {name: mss, ...}      # which task factory builds the stage (inmsrl.train.task), + its options
     optim: {lr: 1.0e-4, ...}    # Adam
     trainer: {max_epochs: 400, patience: 100, ...}
 
-``optim`` and ``trainer`` are checked against :data:`DEFAULTS`, so a typo such as
-``trainer.max_epoch`` is an error rather than a silently ignored key. An override ``a.b.c=value``
-changes one existing key and is typed by the value it replaces: the text is read as YAML and must give
-the same type (an int is accepted for a float; a bool takes only ``true``/``false``; a str key takes the
-text verbatim; a key whose value is ``null`` takes any YAML value; ``null`` is accepted where the default
-is ``null``). ``+a.b=value`` adds a key that is not there yet.
+Every section but the task's own ones is checked against declared options (:mod:`inmsrl.train.options`):
+``optim`` and ``trainer`` against :data:`OPTIM_OPTIONS` and :data:`TRAINER_OPTIONS`, ``task`` against
+the options its task declares, ``experiment`` against the description's. An unknown key anywhere — a
+top-level ``traner:``, a ``task.batch_sise`` — and a bad value (``task.batch_size: -8``,
+``optim.lr: .nan``) are errors naming the file, the key and the value, with the nearest known key
+suggested; options not given take their defaults, so the resolved configuration is complete.
+
+``base:`` chains merge from the oldest ancestor down: mappings merge key by key, any other value (a
+list too) is replaced. A cycle is an error naming the files.
+
+An override ``a.b.c=value`` changes one existing key (every declared option exists once resolved).
+A declared option parses the text by its type (a string option takes the text verbatim; a bool takes
+only ``true``/``false``); any other key is typed by the value it replaces (the text is read as YAML
+and must give the same type; an int is accepted for a float; a ``null`` value takes any YAML value).
+``+a.b=value`` adds a key that is not there yet.
 
 On resume the new configuration must equal the one the checkpoint was trained with, except for the
-keys in :data:`RESUMABLE_KEYS`: the stopping rule and cosmetics, which do not change what the epochs
-already run computed. Everything else (learning rate, data, model, seed, precision) would make the
-resumed run a different experiment than its checkpoint claims, so it is refused with the keys named.
+keys in :data:`RESUMABLE_KEYS` and the ``experiment:`` section: the stopping rule, cosmetics and the
+description, which do not change what the epochs already run computed. Everything else (learning
+rate, data, model, seed, precision) would make the resumed run a different experiment than its
+checkpoint claims, so it is refused with the keys named.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -32,94 +43,102 @@ from typing import Any
 
 import yaml
 
-RESERVED_SECTIONS = ("seed", "task", "optim", "trainer")
+from inmsrl.train.description import EXPERIMENT_OPTIONS
+from inmsrl.train.description import SECTION as EXPERIMENT
+from inmsrl.train.options import ConfigError, Option, check_section, defaults, suggest
+from inmsrl.train.task import Task, declared_options
 
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "optim": {
-        "lr": 1.0e-4,             # Adam learning rate (paper §4.3: 1e-4, 5e-5 or 1e-5 per stage)
-        "betas": [0.9, 0.999],
-        "eps": 1.0e-8,
-        "weight_decay": 0.0,
-    },
-    "trainer": {
-        "max_epochs": 400,        # paper §4.3
-        "patience": 100,          # stop when the validation loss has not improved for this many epochs
-        "keep": "best",           # final.pt: the best epoch by validation loss, or the last epoch
-        "max_steps_per_epoch": None,  # cap on training steps per epoch (quick runs); null: whole loader
-        "max_valid_steps": None,  # cap on validation batches; null: whole loader
-        "grad_clip": None,        # max L2 norm of the gradient; null: no clipping
-        "device": "auto",         # auto (cuda if available) | cuda | cpu
-        "bf16": None,             # bf16 autocast; null: on for CUDA, off on CPU
-        "channels_last": None,    # channels_last memory format; null: on for CUDA, off on CPU
-        "cudnn_benchmark": True,  # let cuDNN pick the fastest kernels (CUDA only)
-        "find_unused_parameters": False,  # DDP option, for models with parameters a step may not use
-        "progress_bar": None,     # tqdm on stderr; null: only when stderr is a terminal
-        "log_interval": 50,       # training steps between TensorBoard step scalars
-        "tensorboard": True,      # scalars into <exp-dir>/tensorboard
-    },
-}
+__all__ = ["ConfigError", "DEFAULTS", "RESUMABLE_KEYS", "apply_overrides", "changed_keys", "dump_config",
+           "load_config", "resolve_config", "save_config"]
 
-# The type a trainer key defaulting to null takes when it is set (checked like any other key).
-_NULLABLE_PROTOTYPES: dict[str, Any] = {
-    "trainer.max_steps_per_epoch": 0, "trainer.max_valid_steps": 0, "trainer.grad_clip": 0.0,
-    "trainer.bf16": False, "trainer.channels_last": False, "trainer.progress_bar": False,
-}
+RESERVED_SECTIONS = ("seed", "task", "optim", "trainer", EXPERIMENT)
 
-# Keys that may differ between a checkpoint's configuration and the one that resumes it.
+SEED = Option("seed", int, 0, minimum=0, help="seeds python, numpy and torch (each DDP rank adds its rank)")
+
+OPTIM_OPTIONS = (
+    Option("lr", float, 1.0e-4, above=0, help="Adam learning rate (paper §4.3: 1e-4, 5e-5 or 1e-5)"),
+    Option("betas", list, [0.9, 0.999], items=float, minimum=0, below=1),
+    Option("eps", float, 1.0e-8, above=0),
+    Option("weight_decay", float, 0.0, minimum=0),
+)
+
+TRAINER_OPTIONS = (
+    Option("max_epochs", int, 400, minimum=1, help="paper §4.3"),
+    Option("patience", int, 100, minimum=1,
+           help="stop when the validation loss has not improved for this many epochs"),
+    Option("keep", str, "best", choices=("best", "last"),
+           help="final.pt: the best epoch by validation loss, or the last epoch"),
+    Option("max_steps_per_epoch", int, None, minimum=1,
+           help="cap on training steps per epoch (quick runs); null: whole loader"),
+    Option("max_valid_steps", int, None, minimum=1, help="cap on validation batches; null: whole loader"),
+    Option("grad_clip", float, None, above=0, help="max L2 norm of the gradient; null: no clipping"),
+    Option("device", str, "auto", choices=("auto", "cuda", "cpu"), help="auto: cuda if available"),
+    Option("bf16", bool, None, help="bf16 autocast; null: on for CUDA, off on CPU"),
+    Option("channels_last", bool, None, help="channels_last memory format; null: on for CUDA, off on CPU"),
+    Option("cudnn_benchmark", bool, True, help="let cuDNN pick the fastest kernels (CUDA only)"),
+    Option("find_unused_parameters", bool, False,
+           help="DDP option, for models with parameters a step may not use"),
+    Option("progress_bar", bool, None, help="tqdm on stderr; null: only when stderr is a terminal"),
+    Option("log_interval", int, 50, minimum=1, help="training steps between TensorBoard step scalars"),
+    Option("tensorboard", bool, True, help="scalars into <exp-dir>/tensorboard"),
+)
+
+DEFAULTS: dict[str, Any] = {"seed": SEED.default, "optim": defaults(OPTIM_OPTIONS),
+                            "trainer": defaults(TRAINER_OPTIONS)}
+
+# Keys that may differ between a checkpoint's configuration and the one that resumes it (and every
+# key of the experiment: section).
 RESUMABLE_KEYS = frozenset({
     "trainer.max_epochs", "trainer.patience", "trainer.keep", "trainer.progress_bar", "trainer.log_interval",
     "trainer.tensorboard",
 })
 
 
-class ConfigError(ValueError):
-    """A configuration or override that cannot be used; the message names the file and key."""
-
-
-def load_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Read ``path`` and merge it over :data:`DEFAULTS`; errors name the file and the key."""
+def load_config(path: str | os.PathLike, overrides: Iterable[str] = (), *,
+                partial: bool = False) -> dict[str, Any]:
+    """Read ``path`` (and the files it inherits from), apply ``overrides`` and resolve the result;
+    errors name the file and key. A required option may be null in the file if an override sets it;
+    with ``partial`` it may stay unset (for showing a configuration, not for training with it)."""
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as stream:
-            raw = yaml.safe_load(stream)
-    except OSError as err:
-        raise ConfigError(f"cannot read config {path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    return resolve_config(raw, source=str(path))
+    raw, bases = _read_inheriting(path, ())
+    source = f"{path} (inheriting {' <- '.join(str(b) for b in bases)})" if bases else str(path)
+    return apply_overrides(resolve_config(raw, source, partial=True), overrides, source, partial=partial)
 
 
-def resolve_config(raw: Mapping[str, Any], source: str = "<config>") -> dict[str, Any]:
-    """``raw`` merged over :data:`DEFAULTS`, with the reserved sections checked."""
-    config = copy.deepcopy(DEFAULTS)
-    for key, value in raw.items():
-        if key in ("optim", "trainer"):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{source}: '{key}' must be a mapping")
-            for sub, sub_value in value.items():
-                dotted = f"{key}.{sub}"
-                if sub not in DEFAULTS[key]:
-                    raise ConfigError(f"{source}: unknown key '{dotted}'{_suggestion(dotted, config)}")
-                default = DEFAULTS[key][sub]
-                config[key][sub] = _check_type(dotted, _NULLABLE_PROTOTYPES.get(dotted, default), sub_value,
-                                               source, nullable=default is None)
-        else:
-            config[key] = copy.deepcopy(value)
-    if not isinstance(config["seed"], int) or isinstance(config["seed"], bool):
-        raise ConfigError(f"{source}: 'seed' must be an integer, got {config['seed']!r}")
-    task = config.get("task")
+def resolve_config(raw: Mapping[str, Any], source: str = "<config>", *,
+                   partial: bool = False) -> dict[str, Any]:
+    """``raw`` checked against the declared options and completed with their defaults (``partial``:
+    see :func:`~inmsrl.train.options.check_section`)."""
+    task = raw.get("task")
     if not isinstance(task, dict) or not isinstance(task.get("name"), str):
         raise ConfigError(f"{source}: needs a 'task' mapping with a 'name' (the task that trains this "
                           "stage, see inmsrl.train.task)")
+    task_options, task_sections = _task_declarations(task["name"])
+    known = (*RESERVED_SECTIONS, *task_sections)
+    for key in raw:
+        if key not in known:
+            hint = " (a file's 'base' is read by load_config)" if key == "base" else suggest(str(key), known)
+            raise ConfigError(f"{source}: unknown top-level key '{key}'{hint} (known: {', '.join(known)})")
+    config: dict[str, Any] = {}
+    if EXPERIMENT in raw:
+        config[EXPERIMENT] = check_section(EXPERIMENT, raw[EXPERIMENT], EXPERIMENT_OPTIONS, source)
+    config["seed"] = SEED.check(raw.get("seed", SEED.default), "seed", source)
+    if task_options is None:
+        config["task"] = copy.deepcopy(task)
+    else:
+        config["task"] = check_section("task", task, (Option("name", str), *task_options), source,
+                                       owner=f"task {task['name']!r}", partial=partial)
+    for key, value in raw.items():
+        if key not in config and key not in ("optim", "trainer"):
+            config[key] = copy.deepcopy(value)
+    config["optim"] = check_section("optim", raw.get("optim", {}), OPTIM_OPTIONS, source)
+    config["trainer"] = check_section("trainer", raw.get("trainer", {}), TRAINER_OPTIONS, source)
     return config
 
 
-def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str],
-                    source: str = "<config>") -> dict[str, Any]:
-    """A copy of ``config`` with each ``dotted.key=value`` (or ``+dotted.key=value``) applied."""
+def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str], source: str = "<config>", *,
+                    partial: bool = False) -> dict[str, Any]:
+    """A copy of ``config`` with each ``dotted.key=value`` (or ``+dotted.key=value``) applied, resolved."""
     config = copy.deepcopy(dict(config))
     for override in overrides:
         key, sep, text = override.partition("=")
@@ -136,7 +155,7 @@ def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str],
             if not isinstance(child, dict):
                 where = ".".join(path[:depth + 1])
                 raise ConfigError(f"override {override!r}: unknown key '{where}' in {source}"
-                                  f"{_suggestion(key.lstrip('+'), config)}")
+                                  f"{suggest(key.lstrip('+'), _flatten(config))}")
             parent = child
         name, dotted = path[-1], ".".join(path)
         if adding:
@@ -145,18 +164,35 @@ def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str],
                                   f"drop the '+' to change it")
             parent[name] = _parse_yaml(text, override)
             continue
-        if name not in parent:
+        option = _declared_option(config, path)
+        if name not in parent and option is None:
             raise ConfigError(f"override {override!r}: unknown key '{dotted}' in {source}"
-                              f"{_suggestion(dotted, config)} (prefix it with '+' to add a new key)")
-        current = parent[name]
+                              f"{suggest(dotted, _flatten(config))} (prefix it with '+' to add a new key)")
+        current = parent.get(name)
         if isinstance(current, dict):
             raise ConfigError(f"override {override!r}: '{dotted}' is a section; set its keys one by one")
-        default = _default_of(path)
-        prototype = current if current is not None else _NULLABLE_PROTOTYPES.get(dotted)
-        value = text if isinstance(prototype, str) else _parse_yaml(text, override)
-        parent[name] = _check_type(dotted, prototype, value, f"override {override!r}",
-                                   nullable=current is None or default is None, text=text)
-    return resolve_config(config, source=source)
+        if option is not None:
+            parent[name] = _parse_declared(option, dotted, text, override)
+        else:
+            value = text if isinstance(current, str) else _parse_yaml(text, override)
+            parent[name] = _check_type(dotted, current, value, f"override {override!r}", text=text)
+    return resolve_config(config, source=source, partial=partial)
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """Block style, except a list of plain values on one line (``channels: [4, 8, 16]``)."""
+
+    def represent_list(self, data: list[Any]) -> yaml.Node:
+        flat = all(not isinstance(item, dict | list) for item in data)
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_ConfigDumper.add_representer(list, _ConfigDumper.represent_list)
+
+
+def dump_config(config: Mapping[str, Any]) -> str:
+    """``config`` as YAML, in its own key order."""
+    return yaml.dump(dict(config), Dumper=_ConfigDumper, sort_keys=False, allow_unicode=True)
 
 
 def save_config(config: Mapping[str, Any], path: str | os.PathLike) -> None:
@@ -164,26 +200,36 @@ def save_config(config: Mapping[str, Any], path: str | os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+    tmp.write_text(dump_config(config), encoding="utf-8")
     os.replace(tmp, path)
 
 
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """``{dotted key: (old value, new value)}`` for every leaf that differs between two configs.
 
-    A key missing from ``old`` whose new value is the trainer default counts as unchanged, so that a
-    checkpoint written before a default was added still resumes.
+    A key missing from ``old`` whose new value is its declared default counts as unchanged, so that a
+    checkpoint written before an option was declared (or a default filled in) still resumes.
     """
     old_flat, new_flat = _flatten(old), _flatten(new)
-    defaults = _flatten(DEFAULTS)
+    defaults_flat = _flatten(_defaults_of(new))
     changes = {}
     for key in sorted(set(old_flat) | set(new_flat)):
         before, after = old_flat.get(key, _MISSING), new_flat.get(key, _MISSING)
-        if before is _MISSING and key in defaults and after == defaults[key]:
+        if before is _MISSING and key in defaults_flat and after == defaults_flat[key]:
             continue
         if before != after:
             changes[key] = (before, after)
     return changes
+
+
+def is_descriptive(key: str) -> bool:
+    """Whether ``key`` (dotted) belongs to the ``experiment:`` description of a run."""
+    return key.split(".")[0] == EXPERIMENT
+
+
+def is_resumable(key: str) -> bool:
+    """Whether a change of ``key`` leaves what a run has computed valid (see the module docstring)."""
+    return key in RESUMABLE_KEYS or is_descriptive(key)
 
 
 def describe_changes(changes: Mapping[str, tuple[Any, Any]]) -> str:
@@ -201,6 +247,96 @@ class _Missing:
 _MISSING: Any = _Missing()
 
 
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            raw = yaml.safe_load(stream)
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def _read_inheriting(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], list[Path]]:
+    """``path``'s content merged over the files its ``base:`` chain names, and that chain."""
+    if path.resolve() in [p.resolve() for p in chain]:
+        cycle = " -> ".join(str(p) for p in (*chain, path))
+        raise ConfigError(f"config files inherit from each other in a cycle: {cycle}")
+    raw = _read_yaml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw, []
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: 'base' must be the path of a config file (relative to this one), "
+                          f"not {base!r}")
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: base {base!r} does not exist ({base_path})")
+    inherited, bases = _read_inheriting(base_path, (*chain, path))
+    return _merge(inherited, raw), [base_path, *bases]
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _task_declarations(name: str) -> tuple[tuple[Option, ...] | None, tuple[str, ...]]:
+    """The options and sections task ``name`` declares; an unknown task is reported when training
+    starts (build_task), so that a config can still be read and printed."""
+    try:
+        return declared_options(name)
+    except KeyError:
+        return None, Task.sections
+
+
+def _declared_option(config: Mapping[str, Any], path: list[str]) -> Option | None:
+    """The option that declares ``path`` (section.name) in ``config``, if one does."""
+    if len(path) != 2:
+        return None
+    section, name = path
+    if section == "task":
+        declared, _ = _task_declarations(config["task"]["name"])
+    else:
+        declared = {"optim": OPTIM_OPTIONS, "trainer": TRAINER_OPTIONS,
+                    EXPERIMENT: EXPERIMENT_OPTIONS}.get(section)
+    return next((o for o in declared or () if o.name == name), None)
+
+
+def _defaults_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared default for ``config``'s task (and description, if it has one)."""
+    result = copy.deepcopy(DEFAULTS)
+    if EXPERIMENT in config:
+        result[EXPERIMENT] = defaults(EXPERIMENT_OPTIONS)
+    task = config.get("task")
+    if isinstance(task, Mapping) and isinstance(task.get("name"), str):
+        declared, _ = _task_declarations(task["name"])
+        if declared is not None:
+            result["task"] = defaults(declared)
+    return result
+
+
+def _parse_declared(option: Option, key: str, text: str, override: str) -> Any:
+    """An override's text as a value of ``option`` (checked again when the config is resolved)."""
+    where = f"override {override!r}"
+    stripped = text.strip()
+    if option.nullable and stripped in ("null", "~"):
+        return None
+    if option.type is str:
+        return text
+    if option.type is bool and stripped.lower() not in ("true", "false"):
+        raise ConfigError(f"{where}: '{key}' is a bool and takes only true or false, not {text!r}")
+    return option.check(_parse_yaml(text, override), key, where)
+
+
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat = {}
     for key, value in tree.items():
@@ -212,15 +348,6 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _default_of(path: list[str]) -> Any:
-    node: Any = DEFAULTS
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
 def _parse_yaml(text: str, override: str) -> Any:
     try:
         return yaml.safe_load(text) if text.strip() else ""
@@ -228,15 +355,12 @@ def _parse_yaml(text: str, override: str) -> Any:
         raise ConfigError(f"override {override!r}: value is not valid YAML: {err}") from err
 
 
-def _check_type(key: str, current: Any, value: Any, where: str, *, nullable: bool,
-                text: str | None = None) -> Any:
-    """``value`` if it may replace ``current`` (see the module docstring), else a ConfigError."""
-    if value is None:
-        if nullable:
-            return None
-        raise ConfigError(f"{where}: '{key}' cannot be null (it is a {type(current).__name__})")
+def _check_type(key: str, current: Any, value: Any, where: str, *, text: str | None = None) -> Any:
+    """``value`` if it may replace ``current`` (an undeclared key, see the module docstring)."""
     if current is None:
         return value
+    if value is None:
+        raise ConfigError(f"{where}: '{key}' cannot be null (it is a {type(current).__name__})")
     if isinstance(current, bool):
         if text is not None and text.strip().lower() not in ("true", "false"):
             raise ConfigError(f"{where}: '{key}' is a bool and takes only true or false, not {text!r}")
@@ -255,8 +379,3 @@ def _check_type(key: str, current: Any, value: Any, where: str, *, nullable: boo
         raise ConfigError(f"{where}: '{key}' is a {type(current).__name__}, "
                           f"got {type(value).__name__} {value!r}")
     return value
-
-
-def _suggestion(dotted: str, config: Mapping[str, Any]) -> str:
-    close = difflib.get_close_matches(dotted, list(_flatten(config)), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""

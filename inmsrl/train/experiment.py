@@ -9,10 +9,12 @@ Layout of ``<exp-dir>``::
     checkpoints/best.pt     the weights of the best validation epoch
     final.pt                the best weights once training has stopped (what later stages load)
     done                    JSON marker: training finished; recipes skip the stage
+    .lock                   held (flock) by the run in progress, which wrote its pid, host and start
 
 Deciding what to do (:func:`plan_run`):
 
-* ``done`` present and the configuration unchanged → nothing to do.
+* ``done`` present and the configuration unchanged, or changed only in its ``experiment:``
+  description → nothing to do (a new description is written to ``config.yaml``).
 * ``done`` present and only :data:`~inmsrl.train.config.RESUMABLE_KEYS` changed (e.g. a larger
   ``trainer.max_epochs``) → continue from ``last.pt`` under the new stopping rule.
 * ``last.pt`` present → resume from it, if the configuration differs only in resumable keys.
@@ -22,16 +24,29 @@ Deciding what to do (:func:`plan_run`):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inmsrl.train.checkpoint import CheckpointError, load_checkpoint
-from inmsrl.train.config import RESUMABLE_KEYS, ConfigError, changed_keys, describe_changes, save_config
+from inmsrl.train.config import (
+    RESUMABLE_KEYS,
+    ConfigError,
+    changed_keys,
+    describe_changes,
+    is_descriptive,
+    is_resumable,
+    save_config,
+)
 
 RESUME_MODES = ("auto", "never")
 
@@ -74,12 +89,43 @@ class ExperimentDir:
     def done(self) -> Path:
         return self.root / "done"
 
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
+
     def read_done(self) -> dict[str, Any]:
         """The summary in the ``done`` marker (empty if it holds none)."""
         try:
             return json.loads(self.done.read_text(encoding="utf-8") or "{}")
         except (OSError, json.JSONDecodeError):
             return {}
+
+
+class ExperimentInUseError(RuntimeError):
+    """Another run holds the experiment directory; the message names its process."""
+
+
+@contextlib.contextmanager
+def exclusive_run(exp: ExperimentDir) -> Iterator[None]:
+    """Hold ``exp``'s lock for the block: two runs in one directory would interleave their log lines
+    and overwrite each other's checkpoints. The lock is the kernel's (flock), so a killed run never
+    leaves a stale one behind; a second run fails at once, naming the first run's process."""
+    exp.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(exp.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "a process that wrote nothing"
+            raise ExperimentInUseError(f"{exp.root} is in use by another run ({holder}); wait for it to end "
+                                       "or stop it, or train into another --exp-dir") from None
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"inmsrl train, pid {os.getpid()} on {socket.gethostname()}, started {started}\n"
+                  .encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass(frozen=True)
@@ -108,8 +154,10 @@ def plan_run(config: dict[str, Any], exp_dir: str | os.PathLike, resume: str = "
     if exp.done.exists():
         previous = _checkpoint_config(exp.last) if exp.last.exists() else _yaml_config(exp.config)
         changes = changed_keys(previous, config)
-        if not changes:
-            return RunPlan("skip", summary=exp.read_done())
+        if all(is_descriptive(key) for key in changes):
+            if changes:  # what the run is called changed, not what it computed
+                save_config(config, exp.config)
+            return RunPlan("skip", changed=changes, summary=exp.read_done())
         _refuse_unresumable(changes, exp, "a finished")
         if not exp.last.exists():
             raise ConfigError(f"{exp.root} is finished but has no {exp.last} to continue from; "
@@ -144,12 +192,12 @@ def _check_writable(exp: ExperimentDir) -> None:
 
 
 def _refuse_unresumable(changes: dict[str, tuple[Any, Any]], exp: ExperimentDir, state: str) -> None:
-    fixed = {key: change for key, change in changes.items() if key not in RESUMABLE_KEYS}
+    fixed = {key: change for key, change in changes.items() if not is_resumable(key)}
     if fixed:
         raise ConfigError(
             f"{exp.root} holds {state} run with a different configuration ({describe_changes(fixed)}); "
-            f"only {', '.join(sorted(RESUMABLE_KEYS))} may change when resuming. Use a new --exp-dir, "
-            "or --resume never to discard the old run")
+            f"only {', '.join(sorted(RESUMABLE_KEYS))} and the experiment: section may change when "
+            "resuming. Use a new --exp-dir, or --resume never to discard the old run")
 
 
 def _checkpoint_config(path: Path) -> dict[str, Any]:

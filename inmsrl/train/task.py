@@ -13,6 +13,12 @@ A ``task.name`` of the form ``package.module:attribute`` imports that factory di
 tests); any other unknown name makes the registry import the modules of ``inmsrl.tasks`` (which
 register themselves) before giving up.
 
+A factory declares the options of its ``task:`` section as ``options``, a tuple of
+:class:`~inmsrl.train.options.Option` (one line each), and the other top-level sections it reads as
+``sections`` (default: ``model``). Loading a configuration checks the section against them
+(:mod:`inmsrl.train.config`): an unknown key, a missing required one or a bad value stops the run
+before it starts. A factory without ``options`` (a quick plug-in) gets its section unchecked.
+
 Under DDP the model a task receives in :meth:`Task.losses` is the ``DistributedDataParallel`` wrapper:
 compute the losses through ``model(...)`` (its ``forward``), not through its submodules, or the
 gradients are not averaged across processes. :func:`sharded_loader` gives each process its share of
@@ -27,11 +33,13 @@ import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from inmsrl.train.options import Option
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,11 @@ class RunContext:
 
 
 class Task(abc.ABC):
-    """One training stage: model, data and losses. Subclasses implement the four abstract methods."""
+    """One training stage: model, data and losses. Subclasses implement the four abstract methods and
+    declare their ``task:`` options (see the module docstring)."""
+
+    options: ClassVar[tuple[Option, ...] | None] = None
+    sections: ClassVar[tuple[str, ...]] = ("model",)
 
     @abc.abstractmethod
     def build_model(self) -> nn.Module:
@@ -116,6 +128,13 @@ def task_factory(name: str) -> TaskFactory:
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise KeyError(f"unknown task {name!r} (registered: {known})")
     return _REGISTRY[name]
+
+
+def declared_options(name: str) -> tuple[tuple[Option, ...] | None, tuple[str, ...]]:
+    """The ``task:`` options and top-level sections that the factory of ``name`` declares: (None, the
+    default sections) for a factory that declares no options."""
+    factory = task_factory(name)
+    return getattr(factory, "options", None), tuple(getattr(factory, "sections", Task.sections))
 
 
 def factory_module(name: str) -> str:

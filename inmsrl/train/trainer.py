@@ -49,7 +49,7 @@ from inmsrl.train.checkpoint import (
 )
 from inmsrl.train.config import ConfigError, describe_changes
 from inmsrl.train.distributed import Placement, Rank
-from inmsrl.train.experiment import ExperimentDir, RunPlan, plan_run
+from inmsrl.train.experiment import ExperimentDir, ExperimentInUseError, RunPlan, exclusive_run, plan_run
 from inmsrl.train.task import RunContext, Task, build_task, factory_module
 
 LOGGER_NAME = "inmsrl.train"
@@ -117,13 +117,20 @@ def train(config: dict[str, Any], exp_dir: str | os.PathLike, *, ngpu: int | Non
     joined = distributed.torchrun_rank()
     if joined is not None:
         device = distributed.init_group(joined, placement)
-        plan = _plan_on_rank_zero(config, exp, resume, joined)
-        if plan.action != "skip":
-            try:
-                Trainer(config, exp, joined, placement, device, plan).run()
-            finally:
-                distributed.leave_group()
+        with contextlib.ExitStack() as lock:  # held by rank 0 for the whole run
+            plan = _plan_on_rank_zero(config, exp, resume, joined, lock)
+            if plan.action != "skip":
+                try:
+                    Trainer(config, exp, joined, placement, device, plan).run()
+                finally:
+                    distributed.leave_group()
         return _result(exp, "already_done" if plan.action == "skip" else "finished")
+    with exclusive_run(exp):
+        return _train_here(config, exp, placement, resume)
+
+
+def _train_here(config: dict[str, Any], exp: ExperimentDir, placement: Placement, resume: str) -> TrainResult:
+    """The run of :func:`train` started by this process: on one process, or spawning the others."""
     plan = plan_run(config, exp.root, resume)
     if plan.action == "skip":
         return _result(exp, "already_done")
@@ -148,13 +155,16 @@ def _spawned_worker(rank: Rank, placement: Placement, config: dict[str, Any], ex
     distributed.exit_rank_process(0)  # an exception above still reaches the parent as usual
 
 
-def _plan_on_rank_zero(config: dict[str, Any], exp: ExperimentDir, resume: str, rank: Rank) -> RunPlan:
-    """Rank 0 decides (and writes config.yaml); every rank gets the plan or rank 0's error."""
+def _plan_on_rank_zero(config: dict[str, Any], exp: ExperimentDir, resume: str, rank: Rank,
+                      lock: contextlib.ExitStack) -> RunPlan:
+    """Rank 0 takes the directory's lock (into ``lock``) and decides (and writes config.yaml); every
+    rank gets the plan or rank 0's error."""
     outcome: RunPlan | str
     if rank.rank == 0:
         try:
+            lock.enter_context(exclusive_run(exp))
             outcome = plan_run(config, exp.root, resume)
-        except ConfigError as err:
+        except (ConfigError, ExperimentInUseError) as err:
             outcome = str(err)
     else:
         outcome = ""
@@ -184,13 +194,6 @@ class Trainer:
         bf16, channels_last = self.settings["bf16"], self.settings["channels_last"]
         self.use_bf16 = on_cuda if bf16 is None else bf16
         self.channels_last = on_cuda if channels_last is None else channels_last
-        for key in ("max_epochs", "patience"):
-            if self.settings[key] < 1:
-                raise ConfigError(f"trainer.{key} must be at least 1, not {self.settings[key]}")
-        if self.settings["keep"] not in ("best", "last"):
-            raise ConfigError(f"trainer.keep must be 'best' or 'last', not {self.settings['keep']!r}")
-        if self.settings["log_interval"] < 1:
-            raise ConfigError(f"trainer.log_interval must be at least 1, not {self.settings['log_interval']}")
         self.log = logging.getLogger(LOGGER_NAME)
         self.writer: Any = None       # per-epoch scalars, x axis = epoch
         self.step_writer: Any = None  # per-step scalars (tensorboard/steps), x axis = optimiser step

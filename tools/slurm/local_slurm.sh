@@ -4,6 +4,12 @@
 # munge when run as root and they are missing. The cluster's files live in $INMSRL_SLURM_DIR
 # (default /var/tmp/inmsrl-slurm); its configuration becomes /etc/slurm/slurm.conf unless that file
 # exists and was not written by this script.
+#
+# Memory requests are enforced, so that slurm.pl's report of an over-memory task can be tried and
+# tested: with a cgroup-v1 memory controller this machine lets us use, by task/cgroup (the kernel kills
+# the task, Slurm records OUT_OF_MEMORY); otherwise by jobacct_gather/linux's OverMemoryKill, which
+# polls every task's memory each second and kills a task above its request. INMSRL_SLURM_MEMORY=cgroup
+# or =poll picks one. A changed configuration restarts running daemons.
 set -euo pipefail
 
 dir=${INMSRL_SLURM_DIR:-/var/tmp/inmsrl-slurm}
@@ -27,23 +33,45 @@ write_config() {
   if [ -f "$conf" ] && ! grep -qF "$marker" "$conf"; then
     die "$conf exists and was not written by this script; refusing to replace a real cluster's config"
   fi
-  local host mem_mb
+  local host mem_mb memory
   host=$(hostname)
   mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
+  memory=$(memory_enforcement)
   mkdir -p "$dir"/{state,spool} /etc/slurm
   chown -R slurm:slurm "$dir"
-  cat > "$conf" <<CONF
+  local plugins
+  if [ "$memory" = cgroup ]; then
+    plugins="ProctrackType=proctrack/cgroup
+TaskPlugin=task/cgroup
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherParams=NoOverMemoryKill"
+    cat > "$conf.new" <<CGROUP
+$marker
+CgroupPlugin=cgroup/v1
+CgroupMountpoint=/sys/fs/cgroup
+ConstrainRAMSpace=yes
+ConstrainSwapSpace=$([ -e /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes ] && echo yes || echo no)
+CGROUP
+    replace_if_changed "$conf.new" /etc/slurm/cgroup.conf
+  else
+    plugins="ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill"
+  fi
+  log "memory requests are enforced by $([ "$memory" = cgroup ] && echo "task/cgroup (cgroup v1)" \
+    || echo "jobacct_gather/linux OverMemoryKill (polled every second)")"
+  cat > "$conf.new" <<CONF
 $marker
 ClusterName=inmsrl
 SlurmctldHost=$host
 AuthType=auth/munge
 SlurmUser=slurm
 SlurmdUser=root
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+$plugins
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
-JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 ReturnToService=2
 KillWait=2
@@ -58,7 +86,35 @@ DefMemPerCPU=256
 NodeName=$host CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
+  replace_if_changed "$conf.new" "$conf"
 }
+
+# cgroup when this machine has a cgroup-v1 memory hierarchy we may create groups in, else poll.
+memory_enforcement() {
+  local choice=${INMSRL_SLURM_MEMORY:-auto} probe=/sys/fs/cgroup/memory/inmsrl-slurm-probe.$$
+  case "$choice" in
+    cgroup|poll) echo "$choice"; return ;;
+    auto) ;;
+    *) die "INMSRL_SLURM_MEMORY must be cgroup, poll or auto, not '$choice'" ;;
+  esac
+  if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ] && mkdir "$probe" 2>/dev/null; then
+    rmdir "$probe"
+    echo cgroup
+  else
+    echo poll
+  fi
+}
+
+# Move $1 over $2 unless they are equal; note a change, so that running daemons are restarted.
+replace_if_changed() {
+  if [ -f "$2" ] && cmp -s "$1" "$2"; then
+    rm -f "$1"
+  else
+    mv "$1" "$2"
+    config_changed=1
+  fi
+}
+config_changed=0
 
 running() { pgrep -x "$1" >/dev/null; }
 
@@ -87,16 +143,22 @@ start() {
     for i in $(seq 1 20); do munge_works && break; sleep 0.25; done
     munge_works || die "munged does not answer; see /var/log/munge/munged.log"
   fi
+  if [ "$config_changed" = 1 ] && { running slurmctld || running slurmd; }; then
+    log "the configuration changed: restarting slurmctld and slurmd"
+    stop
+  fi
   running slurmctld || slurmctld -f "$conf"
   running slurmd || slurmd -f "$conf"
   wait_for_node
   log "Slurm is up: $(sinfo -h -o '%P %D node(s) %T' | head -n 1) (logs in $dir)"
 }
 
-stop() {
-  local daemon
+stop() {  # the daemons this cluster started, by their pid files
+  local daemon pid i
   for daemon in slurmd slurmctld; do
-    pkill -x "$daemon" 2>/dev/null || true
+    pid=$(cat "$dir/$daemon.pid" 2>/dev/null || true)
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || continue
+    for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
   done
   log "stopped slurmd and slurmctld (munged left running)"
 }

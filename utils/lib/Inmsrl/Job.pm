@@ -32,7 +32,7 @@ my %VALUELESS_SUBMIT_FLAGS = ('-V' => 1, '-cwd' => 1);
 my $NAME = qr/[A-Za-z_][A-Za-z0-9_]*/;
 
 # Parse `[options] [JOB=a:b] [options] <log-file> <command> [args...]` (Kaldi allows options on both
-# sides of the range). Returns a hash:
+# sides of the range; a NAME=... word there without '/' must be a valid range). Returns a hash:
 #   options     => [[name, value], ...] for every --name value (name with '-' turned into '_')
 #   passthrough => [words] single-dash options and their values, for the submitter
 #   config, pick ('all' | 'failed'), dry_run (also set by env INMSRL_DRY_RUN=1)
@@ -72,6 +72,10 @@ sub parse_command_line {
             fail("$arg: empty range ($first > $last)") if $first > $last;
             $job{var} = $1;
             $job{ids} = [$first .. $last];
+        } elsif (!defined $job{var} && $arg =~ m{^$NAME=[^/]*$}) {
+            # Where the range goes, NAME=... is a range: a typo must not become the log file's name.
+            fail("'$arg' is not a task range: expected NAME=first:last or NAME=id with whole numbers, "
+                 . "e.g. JOB=1:4 (a log file named NAME=... needs a directory part: ./$arg)");
         } else {
             last;
         }
