@@ -133,9 +133,9 @@ def test_setup_sh_creates_a_working_recipe(repo_root, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--stage", "abc"], "--stage must be an integer from 0 to 8, not 'abc'"),
-    (["--stage", "9"], "--stage must be an integer from 0 to 8, not '9'"),
-    (["--stop-stage", "-1"], "--stop-stage must be an integer from 0 to 8, not '-1'"),
+    (["--stage", "abc"], "--stage must be an integer from 0 to 9, not 'abc'"),
+    (["--stage", "10"], "--stage must be an integer from 0 to 9, not '10'"),
+    (["--stop-stage", "-1"], "--stop-stage must be an integer from 0 to 9, not '-1'"),
     (["--stage", "5", "--stop-stage", "3"], "--stage 5 comes after --stop-stage 3"),
     (["--nj", "0"], "--nj must be an integer from 1, not '0'"),
     (["--seed", "x1"], "--seed must be an integer from 0, not 'x1'"),

@@ -103,7 +103,7 @@ if [ $# -ne 0 ]; then
   echo "$0: unexpected argument(s): $*  (options start with --; see --help)" >&2
   exit 1
 fi
-last_stage=8
+last_stage=9
 require_integer() {  # require_integer OPTION VALUE MIN [MAX]: exit 1 naming the option unless it fits
   local option=$1 value=$2 low=$3 high=${4:-}
   if ! [[ ${value} =~ ^[0-9]+$ ]] || [ "${value}" -lt "${low}" ] || { [ -n "${high}" ] && [ "${value}" -gt "${high}" ]; }; then
