@@ -200,7 +200,6 @@ def _triplet_view(scores: Mapping, models: Sequence[str], mean_sources: Sequence
             *_table(["Method", *CONDITIONS], rows), ""]
 
 
-
 def _with_paft_rows(plain: Sequence[str], paft: Mapping[tuple[str, str], list[str]]
                     ) -> list[str | tuple[str, str]]:
     """Table 5's row order: each model, then the PAFT configurations that start from it (one row each,
@@ -258,7 +257,7 @@ def _swap_table(scores: Mapping) -> list[str]:
         return []
     sources = _sources(table)
     rows = [[_label(scores, m), *(_fmt(table[m][s]["share"]) if s in table[m] else DASH for s in sources)]
-            for m in model_order(list(table))]
+            for m in _order(scores, list(table))]
     pairs = max((cell["pairs"] for row in table.values() for cell in row.values()), default=0)
     return ["### Swap test: how much of an instrument's embedding movement comes from that instrument", "",
             f"For {pairs} pairs of test segments of different pieces per instrument: replace only the "
