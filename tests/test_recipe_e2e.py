@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -68,7 +67,9 @@ def test_mini_recipe_stages_0_to_5_with_resume(repo_root, tmp_path):
     while not last.exists() and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
     assert last.exists(), "stage 4 wrote no checkpoint"
-    os.killpg(killed.pid, signal.SIGKILL)
+    # As a crashed machine would: every process of the run, the tasks that run.pl put in process groups
+    # of their own too (they would otherwise live on, still holding their experiments' locks).
+    subprocess.run(["pkill", "-KILL", "-s", str(killed.pid)], check=False)
     killed.wait()
     assert not (work / "exp" / "clean" / "done").exists()
 

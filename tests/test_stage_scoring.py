@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_eval_cli import make_data_dir, save_experiment
+from test_recipe_template import with_inmsrl_on_path
 
 from inmsrl.bin.main import main
 from inmsrl.data.dump import dump_data_dir
@@ -42,7 +43,7 @@ def test_experiments_lists_the_finished_described_and_scored_ones(tmp_path, caps
     save_experiment(exp / "paft_cascade_2", "cascade")
     describe(exp / "paft_cascade_2", **recipe_section("mini_slakh/conf/paft_cascade.yaml"))
     save_experiment(exp / "clean_all", "clean")
-    describe(exp / "clean_all", **recipe_section("mini_slakh/conf/clean_all.yaml"))
+    describe(exp / "clean_all", **recipe_section("slakh/conf/paper/clean_all.yaml"))
     save_experiment(exp / "running", "clean")
     (exp / "running" / "done").unlink()
     save_experiment(exp / "old", "clean")
@@ -87,7 +88,7 @@ def test_slakh_stage8_scores_cascade_wo_pseudo_and_a_new_family(tmp_path):
          "--data-dir", str(work / "data"), "--dump-dir", str(work / "dump"), "--target-sources", "drums bass",
          "--score-opts", score_opts],
         cwd=root / "egs" / "slakh", capture_output=True, text=True, timeout=560,
-        env={**os.environ, "OMP_NUM_THREADS": "1"})
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PATH": with_inmsrl_on_path()})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "no ABX set" in result.stdout and "perceptual agreement (Tables 1 and 5) skipped" in result.stdout
     assert "scoring cascade_wo_pseudo: Cascade w/o pseudo-musical pieces (family cascade)" in result.stdout
@@ -99,7 +100,7 @@ def test_slakh_stage8_scores_cascade_wo_pseudo_and_a_new_family(tmp_path):
     table2 = text.split("### Table 2")[1].split("###")[0]
     rows = [line.split("|")[1].strip() for line in table2.splitlines() if line.startswith("| ")][1:]
     assert rows == ["Clean", "Cascade w/o pseudo-musical pieces", "Hybrid (a new family)",
-                    "MFCC statistics, clean stems", "chance"]
+                    "MFCC statistics, clean stems", "chance (a random model)", "perfect separation"]
     assert "| Cascade w/o pseudo-musical pieces |" in text.split("### Table 4")[1]
 
 

@@ -109,8 +109,9 @@ class ExperimentInUseError(RuntimeError):
 def exclusive_run(exp: ExperimentDir) -> Iterator[None]:
     """Hold ``exp``'s lock for the block: two runs in one directory would interleave their log lines
     and overwrite each other's checkpoints. The lock is the kernel's (flock), so a killed run never
-    leaves a stale one behind; a second run fails at once, naming the first run's process."""
-    exp.root.mkdir(parents=True, exist_ok=True)
+    leaves a stale one behind; a second run fails at once, naming the first run's process. A folder
+    that cannot be written is named before the lock file is made in it."""
+    _check_writable(exp)
     fd = os.open(exp.lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
