@@ -214,6 +214,6 @@ def test_a_new_recipe_without_abx_data_runs_every_stage_and_names_the_skipped(re
     assert "Table 5" not in results
     # With the default PAFT models, stage 7 says why it has nothing to learn from.
     paft = subprocess.run(["./run.sh", "--stage", "7", "--stop-stage", "7"], cwd=recipe, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env={**os.environ, "PATH": with_inmsrl_on_path()})
     assert paft.returncode == 0, paft.stderr
     assert "Stage 7: PAFT skipped: this corpus has no ABX set (no local/abx.sh)" in paft.stdout
