@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stage 0 of the MUSDB18-HQ recipe: checks that the corpus is where db.sh says. The recipe does not
-# download it: MUSDB18-HQ (Rafii et al., 2019; about 30 GB of WAV) is distributed on Zenodo
+# download it: MUSDB18-HQ (Rafii et al., 2019; over 20 GB of WAV) is distributed on Zenodo
 # (doi:10.5281/zenodo.3338373) on request; unpack musdb18hq.zip and set MUSDB18HQ in db.sh.
 set -euo pipefail
 . ./db.sh
