@@ -31,6 +31,7 @@ setup(
         "scipy>=1.10",
         "pyyaml>=6.0",
         "museval>=0.4",
+        "musdb>=0.4",
         "scikit-learn>=1.3",
         "matplotlib>=3.7",
         "tqdm>=4.65",

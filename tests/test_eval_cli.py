@@ -24,22 +24,23 @@ RATE = 44100
 TINY = {"unet": {"channels": [2, 4, 4, 8, 8, 8]}, "mel_bands": 32}
 
 
-def make_data_dir(root, num_tracks=5, seconds=7):
-    """A data directory at ``root`` of noise tracks (bass silent for its first 0.5 s), audio beside it."""
+def make_data_dir(root, num_tracks=5, seconds=7, sources=SOURCES):
+    """A data directory at ``root`` of noise tracks (the second source silent for its first 0.5 s),
+    audio beside it."""
     rng = np.random.default_rng(0)
     records = []
     for t in range(1, num_tracks + 1):
         track = f"Track{t:05d}"
-        gains = np.linspace(0.2, 1, len(SOURCES))[:, None]
-        stems = 0.1 * rng.standard_normal((len(SOURCES), seconds * RATE)) * gains
+        gains = np.linspace(0.2, 1, len(sources))[:, None]
+        stems = 0.1 * rng.standard_normal((len(sources), seconds * RATE)) * gains
         stems[1, : RATE // 2] = 0.0
-        paths = {name: root.parent / "audio" / f"{track}_{name}.wav" for name in SOURCES}
-        for name, stem in zip(SOURCES, stems, strict=True):
+        paths = {name: root.parent / "audio" / f"{track}_{name}.wav" for name in sources}
+        for name, stem in zip(sources, stems, strict=True):
             write_audio(paths[name], stem, RATE)
         mix = root.parent / "audio" / f"{track}_mix.wav"
         write_audio(mix, stems.sum(0), RATE)
         records.append(TrackRecord(track, mix, paths, float(seconds)))
-    DataDir.from_tracks(SOURCES, records).write(root)
+    DataDir.from_tracks(sources, records).write(root)
 
 
 def save_experiment(exp, model_type, label=None, family=None):
@@ -131,6 +132,43 @@ def test_stage8_commands_write_scores_report_and_figure(tmp_path, capsys):
     assert re.findall(r"\d+\.\d\d", row) == expected
     sdr_row = next(line for line in text.splitlines() if line.startswith("| Mixture (unprocessed) |"))
     assert f"{result['sdr']['mixture']['drums']:.2f}" in sdr_row
+
+
+@pytest.mark.timeout(300)
+def test_stage8_tools_take_the_instruments_from_the_dump_and_the_experiments(tmp_path, capsys):
+    # Not Slakh's instruments, in an order that is not alphabetical: no tool may assume either.
+    sources = ["vocals", "drums", "other"]
+    make_data_dir(tmp_path / "data", num_tracks=3, seconds=3, sources=sources)
+    dump = tmp_path / "dump"
+    dump_data_dir(tmp_path / "data", dump)
+    for name in ("vocals", "other"):  # stage-3 separators of two of the three sources
+        config = {"type": "separator", "target_sources": [name], "unet": TINY["unet"]}
+        (tmp_path / "mss" / name).mkdir(parents=True)
+        torch.save({"model": build_model(config, sources).state_dict(), "config": {"model": config},
+                    "epoch": 1}, tmp_path / "mss" / name / "final.pt")
+    scores = tmp_path / "scores"
+    sets = ["--segment-seconds", "1", "--sets", "normal", "--device", "cpu"]
+    assert main(["embed", "--dump", str(dump), "--baseline", "mfcc-clean",
+                 "--out", str(scores / "embeddings" / "mfcc_clean"), *sets]) == 0
+    assert main(["embed", "--dump", str(dump), "--baseline", "mfcc-cascade", "--separators",
+                 str(tmp_path / "mss" / "{source}"), "--out", str(scores / "embeddings" / "mfcc_cascade"),
+                 *sets]) == 0
+    for what in (["--mixture"], ["--separators", str(tmp_path / "mss" / "{source}")]):
+        assert main(["sdr", "--dump", str(dump), *what, "--out", str(scores / "sdr"), "--device", "cpu"]) == 0
+    assert main(["score", "--scores-dir", str(scores), "--no-tsne"]) == 0
+    result = json.loads((scores / "scores.json").read_text())
+    assert list(result["mes_normal"]["mfcc_clean"]) == sources
+    assert list(result["mes_normal"]["mfcc_cascade"]) == ["vocals", "other"]
+    assert set(result["sdr"]["mixture"]) == set(sources) and set(result["sdr"]["mss"]) == {"vocals", "other"}
+    assert result["config"]["sources"] == sources
+    out = tmp_path / "RESULTS.md"
+    assert main(["report", "--scores-dir", str(scores), "--out", str(out)]) == 0
+    assert "| Method | vocals | drums | other |" in out.read_text()  # the data's order
+    # Without a finished separator for any source, the tools say so instead of guessing.
+    capsys.readouterr()
+    assert main(["sdr", "--dump", str(dump), "--separators", str(tmp_path / "none" / "{source}"),
+                 "--out", str(scores / "sdr"), "--device", "cpu"]) == 1
+    assert "no finished separator at" in capsys.readouterr().err
 
 
 def test_pseudo_items_run_only_the_target_separator_and_match_the_full_embedding(tmp_path):

@@ -34,7 +34,8 @@ abx_opts=            # stage 2: options of local/abx.sh (the ABX set, where the 
 train_set=train
 valid_set=validation
 test_set=test
-target_sources="drums bass piano guitar"  # stages 3-5: instruments with separators and extractors
+target_sources=      # stages 3 and 8: instruments with separators (and the baselines' and Table 5's mean);
+                     # empty: every source of ${data_dir}/${train_set}/sources
 triplet_models="clean cascade"            # stage 4: conf/<name>.yaml for each (clean*, cascade*)
 direct_models="direct_reconst direct direct_da"  # stage 6: conf/<name>.yaml each, from the pre-trained Direct;
                      # longest first: the job array starts them in this order, nj at a time
@@ -47,7 +48,7 @@ score_models=        # stage 8: experiments to score [every finished one whose c
 score_opts=          # stage 8: options of inmsrl embed, e.g. "--vis-per-pair 3 --pseudo-targets 5"
 sdr_opts=            # stage 8: options of inmsrl sdr, e.g. "--tracks 8 --seconds 30" (museval is slow)
 search_model=cascade_ft   # stage 9: the model whose index of the test songs ends the run
-search_weights=piano=1    # stage 9: instrument weights of the example search
+search_weights=      # stage 9: instrument weights of the example search; empty: <first target source>=1
 
 help_message=$(cat <<HELP
 Usage: $0 [options]
@@ -78,7 +79,8 @@ Options (default in brackets):
   --segment-seconds "S..."  segment tables of stage 2 [$segment_seconds]
   --sample-rate N    sample rate of the dump of stage 2 [$sample_rate]
   --abx-opts STR     options of local/abx.sh [$abx_opts]
-  --target-sources "S..."  instruments separated and embedded in stages 3-5 [$target_sources]
+  --target-sources "S..."  instruments with a separator (stage 3) and scored by stage 8
+                           [${target_sources:-every source of <data-dir>/<train-set>/sources}]
   --triplet-models "M..."  stage 4 models, one conf/<M>.yaml each [$triplet_models]
   --direct-models "M..."   stage 6 variants, one conf/<M>.yaml each [$direct_models]
   --direct-teacher M       stage 6: Clean experiment of the pre-training targets [$direct_teacher]
@@ -89,7 +91,7 @@ Options (default in brackets):
   --score-opts STR         options of inmsrl embed in stage 8 [$score_opts]
   --sdr-opts STR           options of inmsrl sdr in stage 8 [$sdr_opts]
   --search-model NAME      stage 9: experiment to pack and index the test songs with [$search_model]
-  --search-weights W       stage 9: weights of the example search [$search_weights]
+  --search-weights W       stage 9: weights of the example search [${search_weights:-<first target source>=1}]
   --train-set / --valid-set / --test-set NAME   [$train_set / $valid_set / $test_set]
   --config FILE      shell file of option assignments, read where it appears
   --help             this message
@@ -229,8 +231,20 @@ train_array() {  # train_array NAME LIST: the trainings of LIST (see scripts/tra
   done
 }
 
+resolve_target_sources() {  # --target-sources, or else every source of the training data directory
+  [ -z "${target_sources// /}" ] || return 0
+  local file="${data_dir}/${train_set}/sources"
+  if [ ! -f "${file}" ]; then
+    log "ERROR: ${file} does not exist: run stage 1 first, or give --target-sources"
+    exit 1
+  fi
+  target_sources=$(cat "${file}")
+  log "  target sources (${file}): ${target_sources}"
+}
+
 stage_mss() {
   local list="${exp_dir}/log/mss.list" source
+  resolve_target_sources
   mkdir -p "${exp_dir}/log"
   for source in ${target_sources}; do
     echo "${exp_dir}/mss/${source} ${conf_dir}/mss.yaml model.target_sources=[${source}]"
@@ -297,6 +311,7 @@ stage_scoring() {
   local scores="${exp_dir}/scores" name paft separates family label listing
   local models=() sdr_models=() abx=() baselines=(mfcc_clean)
   local -A paft_run=()
+  resolve_target_sources
   if [ -f "${dump_dir}/abx/inst_sim_abx_answers.csv" ]; then
     abx=(--abx-dir "${dump_dir}/abx")
   else
@@ -382,6 +397,10 @@ stage_search() {
   rm -rf "${dir}/index"  # built anew: the packed model may differ from the last run's
   inmsrl index --index "${dir}/index" "${dir}/embeddings"
   query=$(head -n 1 "${data_dir}/${test_set}/mix.scp" | cut -d' ' -f1)
+  if [ -z "${search_weights}" ]; then
+    resolve_target_sources
+    search_weights="${target_sources%% *}=1"
+  fi
   log "  example: inmsrl search --index ${dir}/index --query ${query} --weights ${search_weights} -k 5"
   inmsrl search --index "${dir}/index" --query "${query}" --weights "${search_weights}" -k 5
   log "  listen: inmsrl serve --index ${dir}/index  (then open http://127.0.0.1:8000/)"

@@ -9,6 +9,8 @@ set -euo pipefail
   --nj 2 \
   --sample-rate 22050 \
   --conf-dir conf \
+  --target-sources "drums bass piano guitar" \
+  --search-weights piano=1 \
   --paft-models "clean cascade cascade_normal cascade_ft cascade_ft_normal cascade_paft" \
   --direct-teacher clean \
   --score-opts "--pseudo-targets 5 --vis-pieces 6 --vis-segments 3 --vis-per-pair 2" \

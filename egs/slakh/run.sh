@@ -9,6 +9,8 @@ set -euo pipefail
   --nj 16 \
   --ngpu 1 \
   --conf-dir conf/paper \
+  --target-sources "drums bass piano guitar" \
+  --search-weights piano=1 \
   --triplet-models "clean cascade cascade_wo_pseudo" \
   --paft-models "clean cascade cascade_normal cascade_paft cascade_ft cascade_ft_normal direct_da direct_reconst" \
   "$@"

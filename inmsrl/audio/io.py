@@ -12,6 +12,8 @@ import numpy as np
 import soundfile as sf
 
 SAMPLE_RATE = 44100
+# A multichannel file whose mono mix-down is this much quieter than its channels mostly cancels out.
+ANTI_PHASE_DB = 10.0
 
 
 class AudioReadError(RuntimeError):
@@ -65,6 +67,19 @@ def read_audio(path: str | Path, sample_rate: int | None = SAMPLE_RATE, mono: bo
         audio = resample(audio, file_sr, sample_rate)
         file_sr = sample_rate
     return np.ascontiguousarray(audio, dtype=np.float32), file_sr
+
+
+def mix_down(audio: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """The mono mix-down (mean of the channels) of ``(channels, samples)`` audio, as every reader here
+    makes it, and, when the channels cancel in it (anti-phase), how much was lost: ``"silent"`` or
+    ``"N dB below the channels"``; None when they do not."""
+    mono = audio.mean(axis=0)
+    channel_power = float(np.mean(np.square(audio, dtype=np.float64)))
+    mono_power = float(np.mean(np.square(mono, dtype=np.float64)))
+    if channel_power <= 0 or mono_power >= channel_power * 10 ** (-ANTI_PHASE_DB / 10):
+        return mono, None
+    drop = 10 * np.log10(channel_power / mono_power) if mono_power > 0 else np.inf
+    return mono, "silent" if drop > 120 else f"{drop:.0f} dB below the channels"
 
 
 def check_finite(data: np.ndarray, path: str | Path, first_frame: int = 0) -> None:

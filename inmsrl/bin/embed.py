@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="MFCC statistics of the clean stems, or of the stage-3 separators' estimates")
     parser.add_argument("--separators", help="stage-3 experiments for mfcc-cascade, '{source}' standing "
                                              "for the instrument (exp/mss/{source})")
-    parser.add_argument("--sources", nargs="+", default=["drums", "bass", "piano", "guitar"],
-                        help="instruments of the baselines [drums bass piano guitar]")
+    parser.add_argument("--sources", nargs="+", default=None,
+                        help="instruments of the baselines [mfcc-clean: every source of the dump; "
+                             "mfcc-cascade: every source with a finished separator at --separators]")
     parser.add_argument("--out", required=True, help="directory of this model's embedding files")
     parser.add_argument("--name", help="model name in the tables [the experiment's directory name]")
     parser.add_argument("--sets", nargs="+", default=["normal", "pseudo", "vis", "abx", "swap"],
@@ -53,19 +54,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _model(args: argparse.Namespace, dump_sources: tuple[str, ...], sample_rate: int):
     """(model, name, kind, fingerprint of what it was built from)."""
     from inmsrl.eval.mfcc import MfccStatistics
-    from inmsrl.tasks.common import load_separator_set, load_trained, trained_stamp
+    from inmsrl.tasks.common import load_separator_set, load_trained, trained_separator_sources, trained_stamp
 
     if args.exp_dir:
         model = load_trained(args.exp_dir, dump_sources)
         return model, args.name or Path(args.exp_dir).name, "learned", trained_stamp(args.exp_dir)
     if args.baseline == "mfcc-clean":
-        model = MfccStatistics(dump_sources, args.sources, sample_rate=sample_rate)
+        model = MfccStatistics(dump_sources, args.sources or dump_sources, sample_rate=sample_rate)
         return model, args.name or "mfcc_clean", "baseline", "mfcc-clean"
     if not args.separators:
         raise ValueError("--baseline mfcc-cascade needs --separators (e.g. exp/mss/{source})")
-    separator = load_separator_set(args.separators, args.sources, dump_sources)
-    stamps = [trained_stamp(args.separators.format(source=s)) for s in args.sources]
-    return (MfccStatistics(dump_sources, args.sources, separator, sample_rate=sample_rate),
+    names = args.sources or trained_separator_sources(args.separators, dump_sources)
+    separator = load_separator_set(args.separators, names, dump_sources)
+    stamps = [trained_stamp(args.separators.format(source=s)) for s in names]
+    return (MfccStatistics(dump_sources, names, separator, sample_rate=sample_rate),
             args.name or "mfcc_cascade", "baseline",
             f"mfcc-cascade:{'|'.join(stamps)}")
 

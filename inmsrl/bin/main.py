@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "dump": ("dump", "decode a data directory into a memory-mapped dump with segment tables"),
     "synth": ("synth", "generate a synthetic Slakh-format corpus (procedural songs, GM SoundFont)"),
     "prepare-slakh": ("prepare_slakh", "Slakh2100 (or synthetic) corpus -> submixes and data directories"),
+    "prepare-musdb": ("prepare_musdb", "MUSDB18-HQ corpus -> mono sources and data directories"),
     "validate-data-dir": ("validate_data_dir", "check data directories against the contract"),
     "abx-table": ("abx_table", "count Inst-Sim-ABX triplets and responses (the paper's Table 1)"),
     "abx-simulate": ("abx_simulate", "simulated-listener Inst-Sim-ABX set for a synthetic corpus"),

@@ -16,8 +16,9 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dump", required=True, help="dumped test set (e.g. dump/test)")
     parser.add_argument("--separators", help="stage-3 experiments, '{source}' standing for the instrument")
-    parser.add_argument("--sources", nargs="+", default=["drums", "bass", "piano", "guitar"],
-                        help="instruments of --separators [drums bass piano guitar]")
+    parser.add_argument("--sources", nargs="+", default=None,
+                        help="instruments of --separators [every source of the dump with a finished "
+                             "separator there]")
     parser.add_argument("--models", nargs="*", default=[], metavar="EXP_DIR",
                         help="experiments of embedding models (Clean, Cascade, Cascade-FT, Direct, ...)")
     parser.add_argument("--segment-seconds", type=float, default=10.0, help="[%(default)s]")
@@ -30,14 +31,20 @@ def run(args: argparse.Namespace) -> int:
     from inmsrl.eval.embeddings import embed_segments
     from inmsrl.eval.mes import mes_normal
     from inmsrl.eval.sdr import sdr_scores
-    from inmsrl.tasks.common import TaskConfigError, load_separator_set, load_trained
+    from inmsrl.tasks.common import (
+        TaskConfigError,
+        load_separator_set,
+        load_trained,
+        trained_separator_sources,
+    )
 
     dump = Dump.open(args.dump)
     results: dict[str, dict] = {"sdr": {}, "mes_normal": {}}
     chance: dict[str, float] = {}
     try:
         if args.separators:
-            separator = load_separator_set(args.separators, args.sources, dump.sources)
+            names = args.sources or trained_separator_sources(args.separators, dump.sources)
+            separator = load_separator_set(args.separators, names, dump.sources)
             model_sdr, mixture_sdr = sdr_scores(separator, dump)
             results["sdr"]["mixture"] = mixture_sdr
             results["sdr"]["MSS (stage 3)"] = model_sdr

@@ -14,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scores-dir", required=True, help="exp/scores")
     parser.add_argument("--out", default="RESULTS.md", help="[%(default)s]")
     parser.add_argument("--title", default="Results", help="heading of the report [%(default)s]")
-    parser.add_argument("--mean-sources", nargs="+", default=["drums", "bass", "piano", "guitar"],
-                        help="instruments averaged in Table 5's mean column [drums bass piano guitar]")
+    parser.add_argument("--mean-sources", nargs="+", default=None,
+                        help="instruments averaged in Table 5's mean column [every instrument of the table]")
 
 
 def run(args: argparse.Namespace) -> int:

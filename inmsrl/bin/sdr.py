@@ -24,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--exp-dir", help="a finished experiment with a separation part")
     what.add_argument("--separators", help="stage-3 experiments, '{source}' standing for the instrument")
     what.add_argument("--mixture", action="store_true", help="score the unprocessed mixture")
-    parser.add_argument("--sources", nargs="+", default=["drums", "bass", "piano", "guitar"],
-                        help="instruments of --separators / --mixture [drums bass piano guitar]")
+    parser.add_argument("--sources", nargs="+", default=None,
+                        help="instruments of --separators / --mixture [--mixture: every source of the "
+                             "dump; --separators: every one with a finished separator there]")
     parser.add_argument("--out", required=True, help="directory of the SDR files (exp/scores/sdr)")
     parser.add_argument("--name", help="row name [experiment directory name, 'mss' or 'mixture']")
     parser.add_argument("--part", type=int, default=1, help="this job's share, 1..N [%(default)s]")
@@ -40,14 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... or auto [%(default)s]")
 
 
-def _fingerprint(args: argparse.Namespace, dump_root: Path, tracks) -> str:
+def _fingerprint(args: argparse.Namespace, sources: list[str], dump_root: Path, tracks) -> str:
     """What a part's scores depend on: the model's checkpoint(s), the dump, the tracks and the chunks."""
     from inmsrl.tasks.common import trained_stamp
 
     if args.mixture:
-        origin = f"mixture:{' '.join(args.sources)}"
+        origin = f"mixture:{' '.join(sources)}"
     elif args.separators:
-        origin = "|".join(trained_stamp(args.separators.format(source=s)) for s in args.sources)
+        origin = "|".join(trained_stamp(args.separators.format(source=s)) for s in sources)
     else:
         origin = trained_stamp(args.exp_dir)
     text = f"{origin}|{dump_root.resolve()}|{list(tracks)}|{args.chunk_seconds}|{args.seconds}"
@@ -67,7 +68,12 @@ def run(args: argparse.Namespace) -> int:
     from inmsrl.data.dump import Dump, DumpError
     from inmsrl.eval.embeddings import part_rows
     from inmsrl.eval.sdr import sdr_per_track
-    from inmsrl.tasks.common import TaskConfigError, load_separator_set, load_trained
+    from inmsrl.tasks.common import (
+        TaskConfigError,
+        load_separator_set,
+        load_trained,
+        trained_separator_sources,
+    )
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     out = Path(args.out)
@@ -80,17 +86,19 @@ def run(args: argparse.Namespace) -> int:
         scored = dump.num_tracks if args.tracks is None else min(args.tracks, dump.num_tracks)
         tracks = part_rows(scored, args.part, args.num_parts)
         path = out / f"{name}.{args.part}-of-{args.num_parts}.json"
-        fingerprint = _fingerprint(args, dump.root, tracks)
+        sources = list(args.sources or (trained_separator_sources(args.separators, dump.sources)
+                                        if args.separators else dump.sources))
+        fingerprint = _fingerprint(args, sources, dump.root, tracks)
         if _kept(path, fingerprint):
             print(f"{path}: up to date, kept")
             return 0
         if args.mixture:
             model = None
         elif args.separators:
-            model = load_separator_set(args.separators, args.sources, dump.sources)
+            model = load_separator_set(args.separators, sources, dump.sources)
         else:
             model = load_trained(args.exp_dir, dump.sources)
-        scores = sdr_per_track(model, dump, [int(t) for t in tracks], args.sources if args.mixture else None,
+        scores = sdr_per_track(model, dump, [int(t) for t in tracks], sources if args.mixture else None,
                                args.chunk_seconds, device, args.seconds)
     except (DumpError, TaskConfigError, ValueError, FileNotFoundError) as err:
         print(f"inmsrl sdr: {err}", file=sys.stderr)

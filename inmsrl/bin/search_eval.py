@@ -12,8 +12,9 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="packed model file, final.pt or experiment directory")
     parser.add_argument("--dump", required=True, help="dumped test set (e.g. dump/test)")
-    parser.add_argument("--instruments", nargs="+", default=["piano", "drums"],
-                        help="target instruments, each also weighted alone [%(default)s]")
+    parser.add_argument("--instruments", nargs="+", default=None,
+                        help="target instruments, each also weighted alone [every instrument that both "
+                             "the model and the dump have]")
     parser.add_argument("--queries", type=int, default=50, help="pseudo pieces per target [%(default)s]")
     parser.add_argument("--window", type=float, default=10.0, help="seconds [%(default)s]")
     parser.add_argument("--hop", type=float, default=5.0, help="seconds [%(default)s]")
@@ -30,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         embedder = Embedder.from_pretrained(args.model, device=args.device, window=args.window, hop=args.hop)
-        result = pseudo_piece_rates(embedder, Dump.open(args.dump), args.instruments, args.queries, args.seed)
+        dump = Dump.open(args.dump)
+        instruments = args.instruments or [name for name in embedder.sources if name in dump.sources]
+        result = pseudo_piece_rates(embedder, dump, instruments, args.queries, args.seed)
     except (ModelFileError, DumpError, PseudoEvalError) as err:
         print(f"inmsrl search-eval: {err}", file=sys.stderr)
         return 1

@@ -77,6 +77,8 @@ PAIR_LETTERS = {ALL_DIFF: ("A", "B"), ONE_SHARED: ("Y", "C")}
 JSON_TEST_NAME = {ONE_SHARED: "test1", ALL_DIFF: "test2"}
 
 AGREEMENT_THRESHOLD = 0.75
+# The instruments of the Inst-Sim-ABX release (clips of Slakh tracks), in the paper's column order; a
+# part of the format, like the letters above, used only to order ABX tables (others come after them).
 INSTRUMENT_ORDER = ("drums", "bass", "piano", "guitar", "residuals", "mix")
 
 _CLIP_PATH = re.compile(r"^set(\d+)/(\d+)/([A-Za-z0-9_]+)/([XABYC])_(\d+)-(\d+)\.wav$")

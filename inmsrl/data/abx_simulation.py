@@ -575,7 +575,7 @@ class SimulationOptions:
     triplets: int = 240
     min_answers: int = 3
     max_answers: int = 17
-    instruments: tuple[str, ...] = ("drums", "bass", "piano", "guitar", "residuals")
+    instruments: tuple[str, ...] = SOURCES  # the synthetic corpus is in Slakh's classes
     seed: int = 0
     experiments: tuple[str, ...] = DEFAULT_EXPERIMENTS
     model: ListenerModel = field(default_factory=ListenerModel)

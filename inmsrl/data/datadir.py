@@ -2,7 +2,7 @@
 
 A data directory ``data/<set>/`` holds
 
-* ``sources`` — the source names in order on one line (``drums bass piano guitar residuals``); models
+* ``sources`` — the source names in order on one line (e.g. ``vocals drums bass other``); models
   read their instrument list from here, never from code;
 * ``mix.scp`` and one ``<source>.scp`` per source — ``<track_id> <audio path>`` per line, sorted by id
   (byte order, as ``LC_ALL=C sort``), every file listing the SAME ids: a track without an instrument

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from inmsrl.audio.io import audio_info, read_audio, write_audio
+from inmsrl.audio.io import audio_info, mix_down, read_audio, write_audio
 from inmsrl.data.datadir import DataDir, DataDirError, TrackRecord, validate_data_dir
 
 logger = logging.getLogger(__name__)
@@ -57,8 +57,6 @@ TRACK_DIR = re.compile(r"^Track(\d+)$")
 METADATA = "metadata.yaml"
 MIX_FILE = "mix.flac"
 MANIFEST = "submix.json"
-# A stereo stem whose mono mix-down is this much quieter than its channels mostly cancels out.
-ANTI_PHASE_DB = 10.0
 
 
 AMBIGUOUS_LAYOUT = ("split folders without omitted/ and no redux.json to tell the releases apart; "
@@ -414,13 +412,9 @@ def _read_stem(path: Path, warnings: list[str]) -> tuple[np.ndarray, int]:
     audio, rate = read_audio(path, sample_rate=None, mono=False)
     if len(audio) == 1:
         return audio[0], rate
-    mono = audio.mean(axis=0)
-    channel_power = float(np.mean(np.square(audio, dtype=np.float64)))
-    mono_power = float(np.mean(np.square(mono, dtype=np.float64)))
-    if channel_power > 0 and mono_power < channel_power * 10 ** (-ANTI_PHASE_DB / 10):
-        drop = 10 * np.log10(channel_power / mono_power) if mono_power > 0 else np.inf
-        level = "silent" if drop > 120 else f"{drop:.0f} dB below the channels"
-        warnings.append(f"{path}: {len(audio)} channels that cancel in the mono mix-down ({level}): "
+    mono, cancelled = mix_down(audio)
+    if cancelled:
+        warnings.append(f"{path}: {len(audio)} channels that cancel in the mono mix-down ({cancelled}): "
                         "anti-phase? the stem is lost in its submix")
     else:
         warnings.append(f"{path}: {len(audio)} channels, mixed down to mono (Slakh stems are mono)")

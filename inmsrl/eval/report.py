@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inmsrl.data.abx import CONDITIONS, INSTRUMENT_ORDER
+from inmsrl.data.abx import CONDITIONS
 from inmsrl.eval.plots import plot_tsne
 from inmsrl.eval.scoring import BASELINES, MIXTURE, SCORES_FILE, TSNE_FILE, model_label, model_order
 
@@ -30,9 +30,22 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return DASH if missing else f"{value:.{digits}f}"
 
 
-def _sources(*tables: Mapping[str, Mapping[str, object]]) -> list[str]:
+def _source_order(scores: Mapping) -> list[str]:
+    """The data's source order: the dump's, as ``inmsrl score`` records it, else the order in which the
+    models list their sources (scores written before the dump's order was recorded)."""
+    recorded = scores.get("config", {}).get("sources")
+    if recorded:
+        return list(recorded)
+    models = scores.get("models", {}).values()
+    return list(dict.fromkeys(s for info in models for s in info.get("sources", [])))
+
+
+def _sources(scores: Mapping, *tables: Mapping[str, Mapping[str, object]]) -> list[str]:
+    """The instruments of ``tables`` as table columns, in the data's order; others (the ABX set's
+    ``mix``) after them, alphabetically."""
     names = {s for table in tables for row in table.values() for s in row}
-    return sorted(names, key=lambda s: (INSTRUMENT_ORDER.index(s) if s in INSTRUMENT_ORDER else 99, s))
+    order = _source_order(scores)
+    return sorted(names, key=lambda s: (order.index(s) if s in order else len(order), s))
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: bool = True) -> list[str]:
@@ -54,7 +67,7 @@ def _mes_table(scores: Mapping, key: str, title: str, note: str) -> list[str]:
     table = scores.get(key, {})
     if not table:
         return []
-    sources = _sources(table)
+    sources = _sources(scores, table)
     rows = [[_label(scores, m), *(_fmt(100 * table[m][s]["accuracy"]) if s in table[m] else DASH
                                   for s in sources)] for m in _order(scores, list(table))]
     for bound, label in (("chance", "chance (a random model)"), ("perfect", "perfect separation")):
@@ -68,7 +81,7 @@ def _sdr_table(scores: Mapping) -> list[str]:
     table = scores.get("sdr", {})
     if not table:
         return []
-    sources = _sources({m: v for m, v in table.items() if m != MIXTURE}) or _sources(table)
+    sources = _sources(scores, {m: v for m, v in table.items() if m != MIXTURE}) or _sources(scores, table)
     order = _order(scores, list(table))  # the mixture, the reference row, first
     rows = [[_label(scores, m), *(_fmt(table[m].get(s)) for s in sources)] for m in order]
     tracks = scores.get("config", {}).get("sdr_tracks", {})
@@ -124,12 +137,14 @@ _SPLIT_TEXT = {"all": "all confident triplets", "test": "the held-out 30 % (PAFT
                "train": "the 70 % PAFT learns from (a diagnostic)"}
 
 
-def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
+def _abx_tables(scores: Mapping, mean_sources: Sequence[str] | None) -> list[str]:
     abx = scores.get("abx", {})
     per_model = abx.get("models", {})
     if not per_model:
         return []
     models = _order(scores, list(per_model))
+    if mean_sources is None:  # every instrument of the table
+        mean_sources = _sources(scores, *({m: per_model[m].get(c, {}) for m in models} for c in CONDITIONS))
     info = scores.get("models", {})
     plain = [m for m in models if not info.get(m, {}).get("paft_of")]
     paft: dict[tuple[str, str], list[str]] = {}  # (base model, label) -> the runs of one PAFT config
@@ -152,7 +167,7 @@ def _abx_tables(scores: Mapping, mean_sources: Sequence[str]) -> list[str]:
              "bound.", ""]
     majority = abx.get("majority", {})
     for condition in CONDITIONS:
-        sources = _sources({m: per_model[m].get(condition, {}) for m in models})
+        sources = _sources(scores, {m: per_model[m].get(condition, {}) for m in models})
         if not sources:
             continue
         rows = []
@@ -215,7 +230,7 @@ def _abx_counts(scores: Mapping) -> list[str]:
     if not counts:
         return []
     cells = {tuple(key.split("/")): value for key, value in counts.items()}
-    sources = _sources({"all": {i: 1 for (i, _) in cells}})
+    sources = _sources(scores, {"all": {i: 1 for (i, _) in cells}})
     rows = []
     for what, total, kept in (("The number of ABX data", "triplets", "confident_triplets"),
                               ("The number of subject responses", "responses", "confident_responses")):
@@ -232,7 +247,7 @@ def _table6(scores: Mapping) -> list[str]:
     table = scores.get("table6", {})
     if not table:
         return []
-    sources = _sources(table)
+    sources = _sources(scores, table)
     rows = []
     for m in _order(scores, list(table)):
         row = table[m]
@@ -255,7 +270,7 @@ def _swap_table(scores: Mapping) -> list[str]:
     table = scores.get("swap", {})
     if not table:
         return []
-    sources = _sources(table)
+    sources = _sources(scores, table)
     rows = [[_label(scores, m), *(_fmt(table[m][s]["share"]) if s in table[m] else DASH for s in sources)]
             for m in _order(scores, list(table))]
     pairs = max((cell["pairs"] for row in table.values() for cell in row.values()), default=0)
@@ -292,8 +307,9 @@ def _models_section(scores: Mapping) -> list[str]:
 
 
 def render_markdown(scores: Mapping, environment: Mapping, title: str = "Results", figure: str | None = None,
-                    mean_sources: Sequence[str] = ("drums", "bass", "piano", "guitar")) -> str:
-    """The RESULTS.md text of ``scores`` (as ``score_all`` returns them)."""
+                    mean_sources: Sequence[str] | None = None) -> str:
+    """The RESULTS.md text of ``scores`` (as ``score_all`` returns them); Table 5's mean column is over
+    ``mean_sources`` (default: every instrument of the table)."""
     k = scores.get("config", {}).get("k", 5)
     seconds = scores.get("config", {}).get("segment_seconds", 10)
     lines = [f"# {title}", "",
@@ -322,7 +338,7 @@ def render_markdown(scores: Mapping, environment: Mapping, title: str = "Results
 
 
 def write_report(scores_dir: str | Path, out: str | Path, environment: Mapping, title: str = "Results",
-                 mean_sources: Sequence[str] = ("drums", "bass", "piano", "guitar")) -> dict[str, Path]:
+                 mean_sources: Sequence[str] | None = None) -> dict[str, Path]:
     """Write ``out`` (RESULTS.md), the JSON beside it and the t-SNE figure; returns their paths."""
     scores_dir, out = Path(scores_dir), Path(out)
     scores_path = scores_dir / SCORES_FILE
@@ -339,7 +355,7 @@ def write_report(scores_dir: str | Path, out: str | Path, environment: Mapping, 
                 model, source, what = key.split("/")
                 panels.setdefault((model, source), {})[what] = data[key]
         models = [(m, _label(scores, m)) for m in _order(scores, sorted({m for m, _ in panels}))]
-        sources = _sources({m: {s: 1 for mm, s in panels if mm == m} for m, _ in models})
+        sources = _sources(scores, {m: {s: 1 for mm, s in panels if mm == m} for m, _ in models})
         written["figure"] = plot_tsne(panels, models, sources, out.with_name(f"{out.stem}_tsne.png"))
         figure = written["figure"].name
     markdown = render_markdown(scores, environment, title, figure, mean_sources)

@@ -230,6 +230,7 @@ def score_all(scores_dir: str | Path, models: Sequence[str] | None = None, abx_d
         meta = first.meta
         result["models"][model] = {**info, "sources": list(first.sources), "exp_dir": meta.get("exp_dir", ""),
                                    "device": meta.get("device", "")}
+        result["config"].setdefault("sources", list(first.dump_sources))  # the report's column order
         log(f"scoring {model}")
         if normal is not None:
             rate = int(normal.meta.get("sample_rate", 44100))

@@ -6,8 +6,8 @@
   Cascade-FT (E2E fine-tuning, §3.1.2) is the same model with every parameter trained and an
   auxiliary L1 loss on the separated magnitudes, which :meth:`Cascade.forward` returns.
 
-Both may embed only a subset of the data directory's sources (the paper trains drums, bass, piano
-and guitar, not residuals): ``sources`` lists the embedded ones, ``all_sources`` the directory's.
+Both may embed only a subset of the data directory's sources (the paper's Slakh models leave
+residuals out): ``sources`` lists the embedded ones, ``all_sources`` the directory's.
 Training passes a ``route`` (one embedded-source index per item) so that every item runs through its
 own instrument's separator and extractor only (:func:`~inmsrl.models.base.by_route`): the paper trains
 one run per instrument, and the other paths' outputs would be thrown away.

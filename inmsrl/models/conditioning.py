@@ -1,10 +1,10 @@
 """Fixed block masks that tie each source to its own slice of a disentangled feature (§2.2, §3.2.3).
 
 The disentangled feature of Direct has one block of ``block_size`` components per source, in the
-order of the data directory's ``sources`` file (drums, bass, piano, guitar, residuals on Slakh:
-components 0–127 are drums). Conditioning keeps the target source's block and zeroes the rest; the
-masks are constants (*authors' code*: not learned), so they are non-persistent buffers that follow
-the module across devices but stay out of checkpoints.
+order of the data directory's ``sources`` file (components 0–127 belong to its first source).
+Conditioning keeps the target source's block and zeroes the rest; the masks are constants (*authors'
+code*: not learned), so they are non-persistent buffers that follow the module across devices but
+stay out of checkpoints.
 
 - :class:`Conditioning1D` masks the embedding vector ``(batch, S * block)`` (Direct, §2.2).
 - :class:`Conditioning3D` masks the channels of a feature map ``(batch, S * block, freq, time)``:

@@ -3,8 +3,8 @@
 Keys, with the paper's sizes as defaults (§4.3)::
 
     type: cascade            # separator | clean | cascade | direct | direct_reconst
-    target_sources: [drums, bass, piano, guitar]   # separator/clean/cascade: the subset it handles
-                                                   # (default: every source of the data directory)
+    target_sources: [bass, piano]  # separator/clean/cascade: the subset of the data's sources it
+                                   # handles (default: every source of the data directory)
     unet:                    # the separator U-Net; Direct's encoder (and Direct-Reconst's decoders)
       channels: [16, 32, 64, 128, 256, 512]        # Direct's default: [16, 32, 64, 128, 256, S × 128]
       dropout: 0.5           # after each of the first three decoder layers

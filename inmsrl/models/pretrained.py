@@ -160,8 +160,8 @@ def _card(state: Mapping[str, Any], path: Path, sources: Sequence[str] | None) -
         meta["sources"] = list(sources)
     if not meta.get("sources"):
         raise ModelFileError(f"{path} does not record the sources the model was built for (a checkpoint "
-                             f"written before inmsrl stored them): give them, e.g. --sources drums bass "
-                             f"piano guitar residuals, or train it again")
+                             f"written before inmsrl stored them): give them as --sources NAME..., the "
+                             f"words of the sources file of the data it was trained on, or train it again")
     settings = signal_settings(model_config)
     return ModelCard(name=name, model_config=dict(model_config), sources=tuple(meta["sources"]),
                      sample_rate=int(meta.get("sample_rate", settings["sample_rate"])),

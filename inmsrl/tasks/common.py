@@ -155,6 +155,16 @@ def load_separators_into(separator: SourceSeparator, pattern: str, sources: Sequ
         separator.separators[name].load_state_dict(trained.separators[name].state_dict())
 
 
+def trained_separator_sources(pattern: str, sources: Sequence[str]) -> list[str]:
+    """The sources (in ``sources``' order) with a finished stage-3 experiment at ``pattern``
+    (``exp/mss/{source}``): the instruments a separator set can be built from when none are named."""
+    found = [name for name in sources if (Path(pattern.format(source=name)) / "final.pt").is_file()]
+    if not found:
+        raise TaskConfigError(f"no finished separator at {pattern} for any source of the data "
+                              f"({', '.join(sources)}): train stage 3 first, or name the sources")
+    return found
+
+
 def load_separator_set(pattern: str, names: Sequence[str], sources: Sequence[str]) -> SourceSeparator:
     """The separators of ``names``, trained one per experiment in stage 3, as one SourceSeparator."""
     config = dict(_final_checkpoint(pattern.format(source=names[0]))["config"]["model"],
