@@ -28,9 +28,7 @@ import importlib.util
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ import yaml
 
 from inmsrl.audio.io import AudioReadError, audio_info, mix_down, read_audio, write_audio
 from inmsrl.data.datadir import DataDir, DataDirError, TrackRecord, source_name_errors, validate_data_dir
+from inmsrl.data.preparation import prepare_tracks
 
 logger = logging.getLogger(__name__)
 
@@ -256,42 +255,6 @@ def write_track_sources(track: MusdbTrack, layout: MusdbLayout, out_dir: str | P
     return record, written, warnings
 
 
-def _write_set(jobs: list[tuple[MusdbTrack, Path]], layout: MusdbLayout, n_jobs: int, label: str,
-               log: Callable[[str], None]) -> tuple[list[TrackRecord], int]:
-    """Write every track's mono sources (in ``n_jobs`` processes), logging progress and warnings;
-    returns the records and how many warnings were logged."""
-    records: list[TrackRecord] = []
-    written_tracks = warned = 0
-    step, last_report = max(1, len(jobs) // 20), time.monotonic()
-
-    def collect(result: tuple[TrackRecord, int, list[str]]) -> None:
-        nonlocal written_tracks, warned, last_report
-        record, written, warnings = result
-        records.append(record)
-        written_tracks += bool(written)
-        warned += len(warnings)
-        for warning in warnings:
-            logger.warning("%s", warning)
-        if len(records) == len(jobs) or len(records) % step == 0 or time.monotonic() - last_report > 30:
-            last_report = time.monotonic()
-            log(f"{label}: {len(records)}/{len(jobs)} tracks ({written_tracks} written, "
-                f"{len(records) - written_tracks} already up to date)")
-
-    if n_jobs <= 1:
-        for track, out_dir in jobs:
-            collect(write_track_sources(track, layout, out_dir))
-    else:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            futures = [pool.submit(write_track_sources, track, layout, out_dir) for track, out_dir in jobs]
-            try:
-                for future in as_completed(futures):
-                    collect(future.result())
-            except BaseException:
-                pool.shutdown(cancel_futures=True)  # report the failure now, not after every other track
-                raise
-    return records, warned
-
-
 def prepare_musdb(corpus: str | Path, out: str | Path, audio_out: str | Path | None = None,
                   validation_tracks: Sequence[str] | None = None, layout: MusdbLayout | None = None,
                   jobs: int = 1, log: Callable[[str], None] = logger.info) -> dict[str, Path]:
@@ -319,8 +282,9 @@ def prepare_musdb(corpus: str | Path, out: str | Path, audio_out: str | Path | N
 
     written, warned = {}, 0
     for name, tracks in checked.items():
-        records, set_warned = _write_set([(t, audio_out / name / t.track_id) for t in tracks], layout, jobs,
-                                         name, log)
+        records, set_warned = prepare_tracks(write_track_sources,
+                                             [(t, layout, audio_out / name / t.track_id) for t in tracks],
+                                             jobs, name, log, logger)
         warned += set_warned
         target = Path(out) / name
         DataDir.from_tracks(layout.sources, records).write(target)

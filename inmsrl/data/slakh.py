@@ -27,10 +27,8 @@ import json
 import logging
 import os
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ import yaml
 
 from inmsrl.audio.io import audio_info, mix_down, read_audio, write_audio
 from inmsrl.data.datadir import DataDir, DataDirError, TrackRecord, validate_data_dir
+from inmsrl.data.preparation import prepare_tracks
 
 logger = logging.getLogger(__name__)
 
@@ -477,45 +476,6 @@ def default_audio_out(out: str | Path) -> Path:
     return Path(out).parent / "audio"
 
 
-def _run_jobs(jobs: list[tuple[TrackMetadata, Path]], n_jobs: int, label: str,
-              log: Callable[[str], None]) -> tuple[list[TrackRecord], int]:
-    """Write every track's submixes (in ``n_jobs`` processes), logging progress and warnings; returns
-    the records and how many warnings were logged."""
-    records: list[TrackRecord] = []
-    written_tracks = warned = 0
-    total = len(jobs)
-    step = max(1, total // 20)
-    last_report = time.monotonic()
-
-    def collect(result: tuple[TrackRecord, int, list[str]]) -> None:
-        nonlocal written_tracks, warned, last_report
-        record, written, warnings = result
-        records.append(record)
-        written_tracks += bool(written)
-        warned += len(warnings)
-        for warning in warnings:
-            logger.warning("%s", warning)
-        count = len(records)
-        if count == total or count % step == 0 or time.monotonic() - last_report > 30:
-            last_report = time.monotonic()
-            log(f"{label}: {count}/{total} tracks ({written_tracks} written, "
-                f"{count - written_tracks} already up to date)")
-
-    if n_jobs <= 1:
-        for meta, out_dir in jobs:
-            collect(write_track_submixes(meta, out_dir))
-    else:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            futures = [pool.submit(write_track_submixes, meta, out_dir) for meta, out_dir in jobs]
-            try:
-                for future in as_completed(futures):
-                    collect(future.result())
-            except BaseException:
-                pool.shutdown(cancel_futures=True)  # report the failure now, not after every other track
-                raise
-    return records, warned
-
-
 def prepare_slakh(corpus: str | Path, out: str | Path, audio_out: str | Path | None = None,
                   layout: str = "auto", split: str = "paper", redux_json: str | Path | None = None,
                   sets: Sequence[str] = SPLITS, jobs: int = 1, max_tracks: int | None = None,
@@ -560,7 +520,7 @@ def prepare_slakh(corpus: str | Path, out: str | Path, audio_out: str | Path | N
     written = {}
     for name, set_tracks in selected.items():
         job_list = [(metas[name, t.track_id], audio_out / name / t.track_id) for t in set_tracks]
-        records, set_warned = _run_jobs(job_list, jobs, name, log)
+        records, set_warned = prepare_tracks(write_track_submixes, job_list, jobs, name, log, logger)
         warned += set_warned
         target = Path(out) / name
         DataDir.from_tracks(SOURCES, records).write(target)
