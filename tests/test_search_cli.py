@@ -7,13 +7,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from search_fixtures import SOURCES, SR, instrument
+from test_recipe_template import with_inmsrl_on_path
 
 from inmsrl.bin.main import main
 from inmsrl.search.embedding_file import TrackEmbedding
@@ -102,9 +101,7 @@ def test_a_catalogue_embeds_as_a_job_array(packed, music, tmp_path, capsys, repo
         (music / name).unlink()
     out = tmp_path / "emb"
     log = tmp_path / "log" / "embed.JOB.log"
-    # The job runs `inmsrl` from PATH: the one installed beside this interpreter (CI does not activate it).
-    path = os.pathsep.join([str(repo_root / "utils"), str(Path(sys.executable).parent), os.environ["PATH"]])
-    env = {**os.environ, "PATH": path}
+    env = {**os.environ, "PATH": os.pathsep.join([str(repo_root / "utils"), with_inmsrl_on_path()])}
     subprocess.run([str(repo_root / "utils" / "run.pl"), "JOB=1:2", str(log), "inmsrl", "embed-files",
                     "--model", str(packed), str(music), "-o", str(out), "--part", "JOB", "--num-parts", "2"],
                    check=True, env=env, capture_output=True)
