@@ -70,6 +70,7 @@ class SynthOptions:
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
     sample_rate: int = SAMPLE_RATE
     eval_duration: float | None = None  # validation and test tracks' length (None: ``duration``)
+    vocal_chance: float = 0.0  # chance of a sung line (GM voice/lead program) per song; MUSDB layout
 
     def __post_init__(self) -> None:
         if self.num_tracks < 1:
@@ -80,6 +81,8 @@ class SynthOptions:
             raise SynthError(f"--eval-duration must be positive, got {self.eval_duration}")
         if self.seed < 0:
             raise SynthError(f"--seed must be non-negative, got {self.seed}")
+        if not 0 <= self.vocal_chance <= 1:
+            raise SynthError(f"--vocal-chance must be between 0 and 1, got {self.vocal_chance}")
         if self.sample_rate < 8000:
             raise SynthError(f"--sample-rate must be at least 8000, got {self.sample_rate}")
         if len(self.splits) != 3 or any(s < 0 for s in self.splits) or abs(sum(self.splits) - 1) > 1e-6:
@@ -140,6 +143,8 @@ def corpus_description(options: SynthOptions, plans: list[TrackPlan]) -> dict:
             "eval_duration": float(options.duration_of("test")),
             "splits": [float(s) for s in options.splits], "sample_rate": options.sample_rate,
             "soundfont": soundfont.name, "soundfont_sha256": soundfont_sha256(soundfont),
+            # only when set, so that corpora made before the option compare equal
+            **({"vocal_chance": float(options.vocal_chance)} if options.vocal_chance else {}),
         },
         "soundfont_path": str(soundfont.resolve()),
         "splits": {name: [p.track_id for p in plans if p.split == name] for name in SPLIT_NAMES},
@@ -175,7 +180,7 @@ def _dump_yaml(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _prepare_output(out_dir: Path, description: dict) -> None:
+def prepare_output(out_dir: Path, description: dict) -> None:
     """Create ``corpus.yaml``, or check that the existing one was written with the same options."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / CORPUS_FILE
@@ -209,7 +214,7 @@ def generate_corpus(out_dir: str | Path, options: SynthOptions, jobs: int = 1,
     out_dir = Path(out_dir)
     try:
         plans = plan_tracks(options)
-        _prepare_output(out_dir, corpus_description(options, plans))
+        prepare_output(out_dir, corpus_description(options, plans))
     except SoundFontError as err:
         raise SynthError(str(err)) from err
     summary = CorpusSummary()
@@ -265,7 +270,7 @@ def write_track(out_dir: Path, plan: TrackPlan, options: SynthOptions) -> tuple[
     """Compose, render and write one track; returns (stems rendered, stems)."""
     rng = np.random.default_rng([options.seed, plan.index])
     duration = options.duration_of(plan.split)
-    song = compose_song(rng, duration)
+    song = compose_song(rng, duration, options.vocal_chance)
     order = rng.permutation(len(song.parts))
     stems = [(f"S{k:02d}", song.parts[i]) for k, i in enumerate(order)]
     dropped = {stem_id for stem_id, _ in stems if rng.random() < DROP_PROBABILITY}

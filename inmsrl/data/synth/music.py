@@ -1,7 +1,8 @@
 """Composing one song: a tempo, a key, a form of sections, and parts drawn from the shared pools.
 
 A song has drums, a bass line following the chord roots, piano and guitar parts that comp or arpeggiate
-the chords, and one to three "other" parts (pad, melody, ostinato) that land in the residuals. Like a
+the chords, one to three "other" parts (pad, melody, ostinato) that land in the residuals and, where
+asked (``vocal_chance``, for corpora in MUSDB's layout), a sung melody on a voice or lead program. Like a
 real song it changes over its length: its *form* strings sections together (verse, chorus, bridge,
 each 4 or 8 bars, each kind with its own chord progression), and every part has an *arrangement* per
 section kind — its rhythm, figure (voicing, arpeggio order, contour; groove and fill for drums), role
@@ -12,7 +13,7 @@ program or drum kit): that, the key and the tempo, not a looped pattern, is what
 one song together. Small timing and velocity jitter keep two songs that share a pattern from being
 sample-identical.
 
-A part's hidden attributes: ``source_class`` (drums, bass, piano, guitar, residuals), ``program`` (GM
+A part's hidden attributes: ``source_class`` (drums, bass, piano, guitar, residuals, vocals), ``program`` (GM
 program, the kit preset for drums), and per section of the song (``sections``: ``kind``,
 ``start_bar``, ``end_bar``, ``playing``, ``role`` — groove, bassline, comping, arpeggio, pad, melody,
 ostinato —, ``rhythm_id`` — the groove for drums —, ``figure_id`` — bass figure, chord voicing,
@@ -54,7 +55,7 @@ FORMS = (("verse", "chorus"), ("verse", "verse", "chorus", "chorus"), ("verse", 
          ("chorus", "verse", "chorus", "bridge"), ("verse", "chorus", "verse", "bridge"))
 DYNAMICS = {"verse": -10, "chorus": 12, "bridge": -2}  # MIDI velocity offset per section kind
 P_NEW_RHYTHM, P_NEW_FIGURE, P_SWITCH_ROLE, P_OCTAVE_SHIFT = 0.6, 0.6, 0.25, 0.15
-P_REST = {"drums": 0.1, "bass": 0.1, "piano": 0.3, "guitar": 0.3, "residuals": 0.35}
+P_REST = {"drums": 0.1, "bass": 0.1, "piano": 0.3, "guitar": 0.3, "residuals": 0.35, "vocals": 0.3}
 REST_FACTOR = {"verse": 1.0, "chorus": 0.3, "bridge": 1.5}  # the chorus is the fullest section
 STRUM_SPREAD_S = 0.012
 MIN_NOTE_S = 0.03
@@ -241,8 +242,9 @@ def _without_overlaps(notes: list[Note]) -> list[Note]:
     return sorted(cleaned, key=lambda n: (n.start, n.pitch))
 
 
-def _lineup(rng: np.random.Generator) -> list[tuple[str, str]]:
-    """(source class, role) of every part of a song; some songs lack a class."""
+def _lineup(rng: np.random.Generator, vocal_chance: float = 0.0) -> list[tuple[str, str]]:
+    """(source class, role) of every part of a song; some songs lack a class. Without a
+    ``vocal_chance`` no random number is drawn for vocals, so Slakh-style corpora stay as they were."""
     lineup = []
     if rng.random() < P_DRUMS:
         lineup.append(("drums", "groove"))
@@ -256,6 +258,8 @@ def _lineup(rng: np.random.Generator) -> list[tuple[str, str]]:
         lineup.append(("guitar", "arpeggio" if first == "comping" else "comping"))
     for _ in range(int(rng.integers(1, 4))):
         lineup.append(("residuals", str(rng.choice(OTHER_ROLES, p=OTHER_ROLE_WEIGHTS))))
+    if vocal_chance > 0 and rng.random() < vocal_chance:
+        lineup.append(("vocals", "melody"))
     return lineup
 
 
@@ -417,8 +421,9 @@ def _part(rng: np.random.Generator, pools: Pools, time: _Timeline, harmony: Harm
     return Part(program, source == "drums", _without_overlaps(notes), attributes)
 
 
-def compose_song(rng: np.random.Generator, duration: float) -> Song:
-    """A song of ``duration`` seconds; everything random comes from ``rng``."""
+def compose_song(rng: np.random.Generator, duration: float, vocal_chance: float = 0.0) -> Song:
+    """A song of ``duration`` seconds, with a vocal line with probability ``vocal_chance``; everything
+    random comes from ``rng``."""
     pools = shared_pools()
     tempo = int(rng.integers(TEMPO_RANGE[0], TEMPO_RANGE[1] + 1))
     bars = math.ceil(duration * tempo / 240.0)
@@ -434,7 +439,7 @@ def compose_song(rng: np.random.Generator, duration: float) -> Song:
     time = _Timeline(rng, tempo, duration)
     taken: list[int] = []
     parts = [_part(rng, pools, time, harmony, sections, kinds, source, role, taken)
-             for source, role in _lineup(rng)]
+             for source, role in _lineup(rng, vocal_chance)]
     attributes = {
         "tempo": tempo, "key": f"{PITCH_NAMES[harmony.tonic]} {harmony.mode}", "tonic": harmony.tonic,
         "mode": harmony.mode, "progression_id": first.id, "progression": list(first.degrees),
