@@ -4,6 +4,9 @@ and that the vocal line leaves Slakh-layout corpora as they were."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +85,7 @@ def test_the_musdb_preparation_takes_it_with_its_validation_list(corpus: Path, t
                  "--validation-tracks", str(corpus / "validation_tracks.txt")]) == 0
     listed = (corpus / "validation_tracks.txt").read_text().split()
     assert sorted(DataDir.load(data / "validation").track_ids) == sorted(listed)
-    assert list(DataDir.load(data / "train").sources) == ["vocals", "drums", "bass", "other"]
+    assert DataDir.load(data / "train").sources == ("vocals", "drums", "bass", "other")
     assert len(DataDir.load(data / "test").track_ids) == 2
 
 
@@ -94,3 +97,22 @@ def test_a_rerun_resumes_and_other_options_are_refused(corpus: Path, capsys: pyt
     changed = [o if o != "1" else "0.5" for o in OPTIONS]           # --vocal-chance 0.5
     assert main(["synth", "--layout", "musdb", "--out", str(corpus), *changed]) == 1
     assert "options.vocal_chance: 1.0 (existing) vs 0.5 (now)" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(300)
+def test_the_mini_musdb_recipe_generates_prepares_and_dumps_its_corpus(repo_root: Path, tmp_path: Path):
+    """Stages 0-2 of egs/mini_musdb (its local/corpus.sh and local/data.sh) on a tiny corpus."""
+    work = tmp_path / "work"
+    env = {**os.environ, "MINI_MUSDB": str(tmp_path / "corpus"),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    result = subprocess.run(
+        ["./run.sh", "--stage", "0", "--stop-stage", "2", "--data-dir", str(work / "data"),
+         "--dump-dir", str(work / "dump"), "--exp-dir", str(work / "exp"),
+         "--corpus-opts", "--num-tracks 16 --duration 4 --eval-duration 12 --splits 0.5,0.25,0.25"],
+        cwd=repo_root / "egs" / "mini_musdb", capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    listed = (tmp_path / "corpus" / "validation_tracks.txt").read_text().split()
+    assert list(DataDir.load(work / "data" / "validation").track_ids) == sorted(listed)
+    assert DataDir.load(work / "data" / "test").sources == ("vocals", "drums", "bass", "other")
+    assert (work / "dump" / "test").is_dir()
+    assert "this corpus has no ABX set" in result.stdout
