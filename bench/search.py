@@ -108,7 +108,7 @@ def main() -> None:
                         help="catalogue sizes in windows [10k 100k 1M]")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--candidates", type=int, default=100,
-                        help="approximate: candidate windows and tracks per query window and instrument")
+                        help="approximate: nearest windows and track means per query window")
     parser.add_argument("--skip-embed", action="store_true")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")

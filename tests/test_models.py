@@ -28,7 +28,7 @@ from inmsrl.models import (
     build_model,
     num_parameters,
 )
-from inmsrl.models.unet import DecoderLayer, UNetDecoder, UNetEncoder, encoded_size
+from inmsrl.models.unet import DecoderLayer, UNetDecoder, UNetEncoder, encoded_size, fold_batch_norms
 
 SLAKH = ["drums", "bass", "piano", "guitar", "residuals"]
 MUSDB = ["vocals", "drums", "bass", "other"]
@@ -426,6 +426,26 @@ def test_channels_last_gives_the_same_output():
         got = encoder(x.to(memory_format=torch.channels_last))[-1]
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
 
+
+
+@pytest.mark.parametrize("kind", ["cascade", "direct_reconst"])
+def test_folding_batch_norms_keeps_the_embeddings(kind):
+    model = tiny(kind)
+    for module in model.modules():  # trained-looking statistics, so that folding has something to do
+        if isinstance(module, nn.BatchNorm2d):
+            for tensor, low, high in ((module.running_mean, -0.5, 0.5), (module.running_var, 0.5, 2.0),
+                                      (module.weight.data, 0.5, 1.5), (module.bias.data, -0.2, 0.2)):
+                tensor.uniform_(low, high)
+    model.eval()
+    mixture = 0.3 * torch.randn(2, SEGMENTS[3][0])
+    with torch.inference_mode():
+        expected = model.embed(mixture)
+        folded = fold_batch_norms(model)
+        got = folded.embed(mixture)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norms(tiny(kind))
 
 # --- config -----------------------------------------------------------------------------------
 

@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("json", "tsv"), default="tsv", help="[%(default)s]")
     parser.add_argument("--approximate", action="store_true", help="HNSW candidates, re-ranked exactly")
     parser.add_argument("--candidates", type=int, default=100,
-                        help="approximate: candidate windows and tracks per query window and "
-                             "instrument [%(default)s]")
+                        help="approximate: nearest windows (per weighted instrument) and nearest "
+                             "track means per query window, whose tracks are ranked exactly "
+                             "[%(default)s]")
     parser.add_argument("--exclude-query", action="store_true", help="leave the query track out of the hits")
     parser.add_argument("--model", help="model to embed a query file [the one the index records]")
     parser.add_argument("--device", default="auto", help="device to embed a query file on [%(default)s]")

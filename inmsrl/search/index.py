@@ -11,9 +11,11 @@ per instrument), in chunks of windows so memory stays bounded, for any weights a
 vectors are stored instrument-major, ``(instruments, windows, dim)``, so each instrument's are one
 contiguous matrix (one BLAS call, and only the weighted instruments are read).
 
-**Approximate search** (for large catalogues) asks HNSW graphs (faiss) of each weighted instrument for
-candidate tracks — those of the windows nearest to a query window, and those whose mean vector is
-nearest — and ranks all windows of the candidates exactly. Its recall against exact search is
+**Approximate search** (for large catalogues) takes candidate tracks from two places — the tracks of
+the windows nearest to a query window in HNSW graphs (faiss) of each weighted instrument, and the
+tracks whose mean vectors are nearest in the weighted distance (an exact scan of one vector per
+track) — and ranks all windows of the candidates exactly. A track's windows are one contiguous range of
+rows, so gathering the candidates' windows is one vectorised step. Its recall against exact search is
 measured by ``tests/test_search_index.py`` and ``bench/search.py``.
 
 **Storage.** A directory: ``manifest.json`` (sources, model, tracks in the order of their windows, the
@@ -27,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ FORMAT_VERSION = 1
 CHUNK_WINDOWS = 32768   # catalogue windows per distance block (bounds memory: queries × chunk floats)
 HNSW_NEIGHBOURS = 32    # faiss HNSW M
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+HNSW_EF_SEARCH = 64     # at least; a search for more neighbours explores as many
 # What must agree between an index and the embeddings added to it (vectors from other settings are not
 # comparable).
 COMPATIBLE_KEYS = ("model_digest", "window", "hop")
@@ -127,8 +129,10 @@ class Index:
         self.model = dict(model)
         self.root = root
         self._by_id = {t.track_id: i for i, t in enumerate(self.tracks)}
+        self._extents: tuple[np.ndarray, np.ndarray] | None = None  # tracks' first rows and counts
         self._window_track: np.ndarray | None = None
         self._norms: dict[int, np.ndarray] = {}  # squared norms of one source's vectors, (windows,)
+        self._means: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # tracks' mean vectors, squared norms
         self._hnsw: dict[str, Any] = {}
         self._graph_files: dict[str, Path] = {}  # stored HNSW graphs of an opened index
 
@@ -218,8 +222,8 @@ class Index:
     def _set(self, vectors: np.ndarray, starts: np.ndarray, tracks: list[TrackEntry]) -> None:
         self.vectors, self.starts, self.tracks = vectors, starts, tracks
         self._by_id = {t.track_id: i for i, t in enumerate(tracks)}
-        self._window_track = None
-        self._norms, self._hnsw, self._graph_files = {}, {}, {}
+        self._extents = self._window_track = None
+        self._norms, self._means, self._hnsw, self._graph_files = {}, {}, {}, {}
 
     # ---------------------------------------------------------------------------------- storage
     def save(self, root: str | Path, hnsw: bool = False) -> None:
@@ -234,9 +238,10 @@ class Index:
         if hnsw:
             import faiss
 
-            for name in (f"{level}-{source}" for level in ("windows", "tracks") for source in self.sources):
+            for source in self.sources:
+                name = f"windows-{source}"
                 graphs[name] = f"hnsw-{name}-{tag}.faiss"
-                faiss.write_index(self._hnsw_of(name), str(root / graphs[name]))
+                faiss.write_index(self._hnsw_of(source), str(root / graphs[name]))
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "sources": list(self.sources),
                     "dim": int(self.vectors.shape[-1]), "model": self.model, "arrays": arrays, "hnsw": graphs,
                     "tracks": [t.to_dict() for t in self.tracks]}
@@ -302,11 +307,26 @@ class Index:
                               np.array(self.starts[rows]), entry.duration, entry.path, dict(self.model))
 
     @property
+    def track_extents(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each track's first window row and its number of windows, ``(tracks,)`` arrays each."""
+        if self._extents is None:
+            self._extents = (np.array([t.first for t in self.tracks], np.int64),
+                             np.array([t.count for t in self.tracks], np.int64))
+        return self._extents
+
+    @property
     def window_track(self) -> np.ndarray:
         """The track (position in ``tracks``) of each window."""
         if self._window_track is None:
-            self._window_track = np.repeat(np.arange(len(self.tracks)), [t.count for t in self.tracks])
+            self._window_track = np.repeat(np.arange(len(self.tracks)), self.track_extents[1])
         return self._window_track
+
+    def _rows_of(self, tracks: np.ndarray) -> np.ndarray:
+        """The window rows of ``tracks`` (positions in ``tracks``), track after track. A track's rows are
+        one contiguous range, so this is one repeat and one arange rather than a loop over tracks."""
+        firsts, counts = (part[tracks] for part in self.track_extents)
+        offsets = np.cumsum(counts) - counts  # where each track's rows start in the result
+        return np.arange(counts.sum(), dtype=np.int64) + np.repeat(firsts - offsets, counts)
 
     def _norms_of(self, s: int) -> np.ndarray:
         """Squared norms of source ``s``'s window vectors (computed once, on first use)."""
@@ -320,14 +340,11 @@ class Index:
                    dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
         """For catalogue windows ``rows``: the best weighted distance over the query windows and which
         query window gives it."""
-        query = query.astype(dtype, copy=False)
-        total = None
-        for s in np.flatnonzero(weights):
-            q, x = query[:, s], np.asarray(self.vectors[s][rows], dtype=dtype)
-            norms = self._norms_of(s)[rows] if dtype == np.float32 else np.einsum("wd,wd->w", x, x)
-            squared = (q * q).sum(-1)[:, None] + norms[None, :] - 2.0 * (q @ x.T)
-            term = dtype(weights[s]) * np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
-            total = term if total is None else total + term
+        def rows_of(s: int) -> tuple[np.ndarray, np.ndarray]:
+            x = np.asarray(self.vectors[s][rows], dtype=dtype)
+            return x, self._norms_of(s)[rows] if dtype == np.float32 else np.einsum("wd,wd->w", x, x)
+
+        total = _weighted_distances(query.astype(dtype, copy=False), weights, rows_of)
         best_query = total.argmin(axis=0)
         return total[best_query, np.arange(total.shape[1])], best_query
 
@@ -344,7 +361,8 @@ class Index:
         tracks = self.window_track[rows]
         order = np.lexsort((best, tracks))  # by track, then distance: each track's best window first
         first = order[np.r_[True, tracks[order][1:] != tracks[order][:-1]]] if len(order) else order
-        first = first[~np.isin(tracks[first], list(excluded))]
+        if excluded:
+            first = first[~np.isin(tracks[first], list(excluded))]
         top = first[np.argsort(best[first], kind="stable")[:count]]
         return tracks[top], top
 
@@ -385,13 +403,13 @@ class Index:
         if not len(rows):
             return []
         tracks, minima = self._track_minima(rows, best)
-        keep = ~np.isin(tracks, list(excluded))
-        tracks, minima = tracks[keep], minima[keep]
+        if excluded:
+            keep = ~np.isin(tracks, list(excluded))
+            tracks, minima = tracks[keep], minima[keep]
         count = min(2 * k + 10, len(tracks))
         shortlist = tracks[np.argpartition(minima, count - 1)[:count]] if count else tracks
         shortlist.sort()
-        rows = np.concatenate([np.arange(self.tracks[t].first, self.tracks[t].first + self.tracks[t].count)
-                               for t in shortlist]) if len(shortlist) else np.zeros(0, np.int64)
+        rows = self._rows_of(shortlist)
         best, which = self._distances(vectors, rows, w, np.float64)
         tracks, top = self._best_tracks(rows, best, k, excluded)
         hits = []
@@ -406,16 +424,19 @@ class Index:
         return hits
 
     # ----------------------------------------------------------------------------- approximate
-    def _pooled(self, s: int) -> np.ndarray:
-        """Each track's mean vector of source ``s``, (tracks, dim)."""
-        firsts = np.array([t.first for t in self.tracks])
-        counts = np.array([t.count for t in self.tracks])[:, None]
-        sums = np.add.reduceat(np.asarray(self.vectors[s], dtype=np.float64), firsts)
-        return (sums / counts).astype(np.float32)
+    def _track_means(self, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each track's mean vector of source ``s``, ``(tracks, dim)``, and its squared norm (computed once,
+        on first use)."""
+        if s not in self._means:
+            firsts, counts = self.track_extents
+            sums = np.add.reduceat(self.vectors[s], firsts, dtype=np.float64)  # float64 sums, no copy
+            means = (sums / counts[:, None]).astype(np.float32)
+            self._means[s] = means, np.einsum("td,td->t", means, means)
+        return self._means[s]
 
-    def _hnsw_of(self, name: str) -> Any:
-        """The HNSW graph ``windows-<source>`` (every window's vector) or ``tracks-<source>`` (each track's
-        mean), read from the index directory or built."""
+    def _hnsw_of(self, source: str) -> Any:
+        """The HNSW graph of every window's vector of ``source``, read from the index directory or built."""
+        name = f"windows-{source}"
         if name not in self._hnsw:
             import faiss
 
@@ -423,9 +444,7 @@ class Index:
             if graph_file is not None and graph_file.is_file():
                 graph = faiss.read_index(str(graph_file))
             else:
-                level, _, source = name.partition("-")
-                s = self.sources.index(source)
-                vectors = self.vectors[s] if level == "windows" else self._pooled(s)
+                vectors = self.vectors[self.sources.index(source)]
                 graph = faiss.IndexHNSWFlat(self.vectors.shape[-1], HNSW_NEIGHBOURS)
                 graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
                 for begin in range(0, len(vectors), CHUNK_WINDOWS):
@@ -434,24 +453,39 @@ class Index:
         return self._hnsw[name]
 
     def _candidates(self, query: np.ndarray, w: np.ndarray, count: int) -> np.ndarray:
-        """The windows of the candidate tracks, ascending: for each weighted instrument, the tracks of
-        the ``count`` windows nearest to some query window, and the ``count`` tracks whose mean vector
-        is nearest. (Windows alone would not do: the nearest windows mostly come from a few tracks.)"""
+        """The windows of the candidate tracks, ascending. For each query window: the tracks of the
+        windows nearest in each weighted instrument (HNSW: a track with one closely matching window;
+        ``count`` windows for the heaviest weight, proportionally fewer for lighter ones), and the
+        ``count`` tracks whose mean vectors are nearest in the weighted distance (a scan of all tracks'
+        means: exact, and at a million windows, some 20k tracks, cheaper than a graph). Windows alone
+        would not do: the nearest mostly come from a few tracks."""
         import faiss
 
-        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, count))
-        tracks = []
+        chosen = []
         for s in np.flatnonzero(w):
-            q = np.ascontiguousarray(query[:, s])
-            _, ids = self._hnsw_of(f"windows-{self.sources[s]}").search(q, min(count, self.num_windows),
-                                                                         params=params)
-            tracks.append(self.window_track[ids[ids >= 0]])
-            _, ids = self._hnsw_of(f"tracks-{self.sources[s]}").search(q, min(count, len(self.tracks)),
-                                                                        params=params)
-            tracks.append(ids[ids >= 0])
-        chosen = np.unique(np.concatenate(tracks))
-        return np.concatenate([np.arange(self.tracks[t].first, self.tracks[t].first + self.tracks[t].count)
-                               for t in chosen]) if len(chosen) else np.zeros(0, np.int64)
+            nearest = min(max(1, round(count * w[s] / w.max())), self.num_windows)
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, nearest))
+            _, ids = self._hnsw_of(self.sources[s]).search(np.ascontiguousarray(query[:, s]), nearest,
+                                                           params=params)
+            chosen.append(self.window_track[ids[ids >= 0]])
+        distances = _weighted_distances(query, w, self._track_means)
+        keep = min(count, len(self.tracks))
+        chosen.append(np.argpartition(distances, keep - 1, axis=1)[:, :keep].ravel())
+        return self._rows_of(np.unique(np.concatenate(chosen)))
+
+
+def _weighted_distances(query: np.ndarray, weights: np.ndarray,
+                        catalogue: Callable[[int], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``(query windows, catalogue rows)`` distances ``Σ_s w_s ‖q_s − x_s‖`` over the weighted instruments,
+    each by matrix product (``‖q‖² + ‖x‖² − 2 q·x``); ``catalogue(s)`` gives instrument ``s``'s rows
+    ``(rows, dim)`` and their squared norms, in the dtype of ``query`` ``(windows, sources, dim)``."""
+    total = None
+    for s in np.flatnonzero(weights):
+        q, (x, norms) = query[:, s], catalogue(s)
+        squared = (q * q).sum(-1)[:, None] + norms[None, :] - 2.0 * (q @ x.T)
+        term = query.dtype.type(weights[s]) * np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
+        total = term if total is None else total + term
+    return total
 
 
 def _fsync(path: Path) -> None:
