@@ -427,7 +427,6 @@ def test_channels_last_gives_the_same_output():
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
 
 
-
 @pytest.mark.parametrize("kind", ["cascade", "direct_reconst"])
 def test_folding_batch_norms_keeps_the_embeddings(kind):
     model = tiny(kind)
@@ -446,6 +445,7 @@ def test_folding_batch_norms_keeps_the_embeddings(kind):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="eval mode"):
         fold_batch_norms(tiny(kind))
+
 
 # --- config -----------------------------------------------------------------------------------
 
