@@ -15,6 +15,9 @@ Run: ``tools/venv/bin/python bench/search.py [--device cuda] [--sizes 10000 1000
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import tempfile
 import time
 from pathlib import Path
@@ -65,7 +68,8 @@ def catalogue(windows: int, seed: int = 0):
     return Index.build(tracks)
 
 
-def search_speed(windows: int, queries: int, candidates: int, approximate: bool) -> list[dict[str, float]]:
+def search_speed(windows: int, queries: int, candidates: int, approximate: bool,
+                 profile: int = 0) -> list[dict[str, float]]:
     from inmsrl.search.embedding_file import TrackEmbedding
 
     build = time.perf_counter()
@@ -93,6 +97,15 @@ def search_speed(windows: int, queries: int, candidates: int, approximate: bool)
             row["approx_qps"] = queries / (time.perf_counter() - start)
             row["recall@10"] = float(np.mean([len(set(a) & set(e)) / 10
                                               for a, e in zip(found, exact, strict=True)]))
+            if profile:  # where an approximate query's time goes (a separate pass: profiling slows it)
+                profiler = cProfile.Profile()
+                profiler.enable()
+                for q in probes:
+                    index.search(q, weights, k=10, approximate=True, candidates=candidates)
+                profiler.disable()
+                text = io.StringIO()
+                pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(profile)
+                row["profile"] = text.getvalue()
         rows.append(row)
     return rows
 
@@ -110,6 +123,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=100,
                         help="approximate: nearest windows and track means per query window")
     parser.add_argument("--skip-embed", action="store_true")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also print the N functions taking most of the approximate queries' time")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     if not args.skip_embed:
@@ -121,10 +136,12 @@ def main() -> None:
     print(f"\n{'windows':>9} {'weights':<20} {'exact q/s':>10} {'approx q/s':>11} {'recall@10':>10} "
           f"{'HNSW build s':>13}")
     for size in args.sizes:
-        for row in search_speed(size, args.queries, args.candidates, approximate=True):
+        for row in search_speed(size, args.queries, args.candidates, approximate=True, profile=args.profile):
             print(f"{row['windows']:>9} {row['weights']:<20} {row['exact_qps']:>10.1f} "
                   f"{row['approx_qps']:>11.1f} "
                   f"{row['recall@10']:>10.3f} {row['hnsw_build_s']:>13.1f}", flush=True)
+            if "profile" in row:
+                print(row["profile"], flush=True)
 
 
 if __name__ == "__main__":
