@@ -38,6 +38,7 @@ setup(
         "tensorboard>=2.14",
         "pretty_midi>=0.2.10",
         "faiss-cpu>=1.8",
+        "numba>=0.59",
     ],
     entry_points={"console_scripts": ["inmsrl=inmsrl.bin.main:main"]},
     classifiers=[

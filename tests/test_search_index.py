@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -86,6 +87,69 @@ def test_approximate_search_finds_the_exact_top_ten():
             found.append(len(exact & approximate) / 10)
         recalls[weights] = float(np.mean(found))
     assert min(recalls.values()) >= 0.95, recalls
+
+
+@pytest.mark.parametrize("weights", ["piano=1", "piano=0.7,drums=0.3", None])
+def test_approximate_search_over_every_track_is_the_exact_search(weights):
+    # With every track a candidate, the approximate mode ranks the same windows: same hits, distances
+    # and window pairs (its float32 pass runs in the compiled kernels, the exact one in numpy).
+    tracks = catalogue(120, dim=16, seed=4)
+    index = Index.build(tracks)
+    query = catalogue(1, dim=16, seed=11)[0]
+    exact = [h.to_dict() for h in index.search(query, weights, k=10)]
+    approximate = index.search(query, weights, k=10, approximate=True, candidates=120)
+    assert [h.to_dict() for h in approximate] == exact
+
+
+def test_approximate_search_finds_a_track_that_matches_in_one_passage_only():
+    # Track "passage" shares one window with the query; its other windows, and so its mean, are far off.
+    rng = np.random.default_rng(5)
+    tracks = catalogue(300, dim=16, seed=6)
+    query = catalogue(1, dim=16, seed=12)[0]
+    vectors = 10.0 + rng.standard_normal((20, len(SOURCES), 16))
+    vectors[7] = query.vectors[0] + 0.01 * rng.standard_normal((len(SOURCES), 16))
+    tracks.append(TrackEmbedding("passage", SOURCES, vectors, 5.0 * np.arange(20), 105.0, "", META))
+    index = Index.build(tracks)
+    first = index.search(query, "piano=1", k=1)[0]
+    assert (first.track_id, first.match_time) == ("passage", 35.0)
+    assert index.search(query, "piano=1", k=1, approximate=True)[0].to_dict() == first.to_dict()
+    # The mean vectors alone miss it: the window graph is what finds it.
+    means_only = index.search(query, "piano=1", k=1, approximate=True, window_candidates=0)
+    assert means_only[0].track_id != "passage"
+
+
+def test_approximate_searches_from_several_threads_agree_with_one_at_a_time():
+    # The listening page's server answers requests in threads; the compiled kernels must allow that.
+    index = Index.build(catalogue(400, dim=16, seed=13))
+    queries = catalogue(8, dim=16, seed=14)
+
+    def hits(query: TrackEmbedding) -> list[dict]:
+        return [h.to_dict() for h in index.search(query, "piano=0.7,drums=0.3", approximate=True)]
+
+    alone = [hits(q) for q in queries]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(hits, queries * 4)) == alone * 4
+
+
+def test_reported_distances_are_exact_where_float32_would_round_them_away():
+    # Vectors far from the origin with small differences: ‖q‖² + ‖x‖² − 2q·x in float32 loses them.
+    rng = np.random.default_rng(8)
+    base = 300.0 + rng.standard_normal((1, len(SOURCES), 8))
+    tracks = [TrackEmbedding(f"t{t}", SOURCES, base + 1e-3 * rng.standard_normal((4, len(SOURCES), 8)),
+                             5.0 * np.arange(4), 25.0, "", META) for t in range(30)]
+    index = Index.build(tracks)
+    query = TrackEmbedding("q", SOURCES, np.asarray(index.vectors[:, 5:6], np.float64).transpose(1, 0, 2)
+                           + 2e-4 * rng.standard_normal((1, len(SOURCES), 8)), [0.0], 10.0)
+    stored = [TrackEmbedding(t.track_id, SOURCES, index.track_vectors(t.track_id).vectors.astype(np.float64),
+                             t.starts, t.duration) for t in tracks]
+    expected = brute_force(TrackEmbedding("q", SOURCES, query.vectors.astype(np.float32).astype(np.float64),
+                                          [0.0], 10.0), stored, {"piano": 1.0}, 5)
+    for approximate in (False, True):
+        hits = index.search(query, "piano=1", k=5, approximate=approximate)
+        assert [h.track_id for h in hits] == [t for t, *_ in expected]
+        for hit, (_, distance, _, match_time) in zip(hits, expected, strict=True):
+            assert hit.distance == pytest.approx(distance, rel=1e-9)
+            assert hit.match_time == match_time
 
 
 def test_tracks_are_added_replaced_kept_and_removed_and_survive_a_reopen(tmp_path):

@@ -4,7 +4,8 @@ The query is an indexed track id or an audio file (embedded with the index's mod
 track's distance is the weighted sum of per-instrument Euclidean distances between its best-matching
 window and a query window, e.g. ``--weights piano=1`` finds songs whose piano is like the query's;
 without --weights every instrument weighs 1. Each hit gives that window pair (query time, match time).
-``--approximate`` searches large indexes through HNSW candidates, re-ranked exactly.
+``--approximate`` searches large indexes: candidate tracks by their mean vectors and by HNSW window
+neighbours, ranked exactly.
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="instrument weights, e.g. piano=0.7,drums=0.3 [all 1]")
     parser.add_argument("-k", type=int, default=10, help="number of hits [%(default)s]")
     parser.add_argument("--format", choices=("json", "tsv"), default="tsv", help="[%(default)s]")
-    parser.add_argument("--approximate", action="store_true", help="HNSW candidates, re-ranked exactly")
+    parser.add_argument("--approximate", action="store_true",
+                        help="rank only candidate tracks (for large indexes), exactly")
     parser.add_argument("--candidates", type=int, default=100,
-                        help="approximate: nearest windows (per weighted instrument) and nearest "
-                             "track means per query window, whose tracks are ranked exactly "
+                        help="approximate: tracks whose mean vectors are nearest to a query window "
                              "[%(default)s]")
+    parser.add_argument("--window-candidates", type=int, default=16,
+                        help="approximate: nearest windows per query window in the HNSW graph of the "
+                             "heaviest-weighted instrument(s), whose tracks are candidates too (a "
+                             "match in one passage); 0: means only [%(default)s]")
     parser.add_argument("--exclude-query", action="store_true", help="leave the query track out of the hits")
     parser.add_argument("--model", help="model to embed a query file [the one the index records]")
     parser.add_argument("--device", default="auto", help="device to embed a query file on [%(default)s]")
@@ -59,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         query = resolve_query(index, args.query, args.model, args.device)
         exclude = [query if isinstance(query, str) else query.track_id] if args.exclude_query else []
         hits = index.search(query, args.weights, args.k, approximate=args.approximate,
-                            candidates=args.candidates, exclude=exclude)
+                            candidates=args.candidates, window_candidates=args.window_candidates,
+                            exclude=exclude)
     except (SearchIndexError, ModelFileError, AudioReadError) as err:
         print(f"inmsrl search: {err}", file=sys.stderr)
         return 1

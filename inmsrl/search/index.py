@@ -11,12 +11,14 @@ per instrument), in chunks of windows so memory stays bounded, for any weights a
 vectors are stored instrument-major, ``(instruments, windows, dim)``, so each instrument's are one
 contiguous matrix (one BLAS call, and only the weighted instruments are read).
 
-**Approximate search** (for large catalogues) takes candidate tracks from two places — the tracks of
-the windows nearest to a query window in HNSW graphs (faiss) of each weighted instrument, and the
-tracks whose mean vectors are nearest in the weighted distance (an exact scan of one vector per
-track) — and ranks all windows of the candidates exactly. A track's windows are one contiguous range of
-rows, so gathering the candidates' windows is one vectorised step. Its recall against exact search is
-measured by ``tests/test_search_index.py`` and ``bench/search.py``.
+**Approximate search** (for large catalogues) ranks only candidate tracks, exactly: those whose mean
+vectors are nearest to a query window in the weighted distance (a scan of one 8-bit vector a track and
+instrument; instruments weighing under half the heaviest join only among the tracks the heavy ones
+chose), and those of the windows nearest to a query window in HNSW graphs (faiss) of the heavy
+instruments, for a track that matches in one passage only. Their windows' distances are computed by
+compiled kernels straight from the arrays (``inmsrl.search.kernels``): a track's windows are one
+contiguous range of rows. Its recall against exact search is measured by ``tests/test_search_index.py``
+and ``bench/search.py``.
 
 **Storage.** A directory: ``manifest.json`` (sources, model, tracks in the order of their windows, the
 array files) and ``.npy`` arrays of vectors and start times (memory-mapped when searched). An update
@@ -44,7 +46,9 @@ FORMAT_VERSION = 1
 CHUNK_WINDOWS = 32768   # catalogue windows per distance block (bounds memory: queries × chunk floats)
 HNSW_NEIGHBOURS = 32    # faiss HNSW M
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 64     # at least; a search for more neighbours explores as many
+HNSW_EF_SEARCH = 16     # at least; a search for more neighbours explores as many
+PRIMARY_WEIGHT = 0.5    # approximate: instruments weighing less than this share of the heaviest ...
+PRIMARY_FACTOR = 8      # ... are scanned only in this many times the candidates the heavy ones choose
 # What must agree between an index and the embeddings added to it (vectors from other settings are not
 # comparable).
 COMPATIBLE_KEYS = ("model_digest", "window", "hop")
@@ -132,7 +136,9 @@ class Index:
         self._extents: tuple[np.ndarray, np.ndarray] | None = None  # tracks' first rows and counts
         self._window_track: np.ndarray | None = None
         self._norms: dict[int, np.ndarray] = {}  # squared norms of one source's vectors, (windows,)
-        self._means: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # tracks' mean vectors, squared norms
+        self._means: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see _track_means
+        self._means_done: set[int] = set()  # the sources whose means are computed
+        self._norm_max: dict[int, float] = {}  # largest norm of one source's vectors
         self._hnsw: dict[str, Any] = {}
         self._graph_files: dict[str, Path] = {}  # stored HNSW graphs of an opened index
 
@@ -223,7 +229,8 @@ class Index:
         self.vectors, self.starts, self.tracks = vectors, starts, tracks
         self._by_id = {t.track_id: i for i, t in enumerate(tracks)}
         self._extents = self._window_track = None
-        self._norms, self._means, self._hnsw, self._graph_files = {}, {}, {}, {}
+        self._norms, self._norm_max, self._hnsw, self._graph_files = {}, {}, {}, {}
+        self._means, self._means_done = None, set()
 
     # ---------------------------------------------------------------------------------- storage
     def save(self, root: str | Path, hnsw: bool = False) -> None:
@@ -348,35 +355,56 @@ class Index:
         best_query = total.argmin(axis=0)
         return total[best_query, np.arange(total.shape[1])], best_query
 
-    def _track_minima(self, rows: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(tracks, each one's smallest distance) for window distances ``best`` of ascending ``rows``."""
+    def _track_minima(self, rows: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For window distances ``best`` of ``rows`` (whole tracks, ascending): the tracks, each one's
+        smallest distance, and where each track's windows start in ``rows``."""
         tracks = self.window_track[rows]
         starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
-        return tracks[starts], np.minimum.reduceat(best, starts)
+        return tracks[starts], np.minimum.reduceat(best, starts), starts
 
-    def _best_tracks(self, rows: np.ndarray, best: np.ndarray, count: int, excluded: set[int]
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def _rounding_slack(self, query: np.ndarray, weights: np.ndarray, direct: bool) -> float:
+        """A bound on how far a float32 weighted distance can be from the exact one.
+
+        A sum of ``dim`` products in any order errs by at most ``γ`` times the sum of their magnitudes,
+        ``γ ≈ (dim + 4)ε`` with the few roundings around it (taken twice, to spare the argument).
+        ``direct``: computed from the differences ``q − x`` (the compiled kernels), so the squared
+        distance errs by at most ``γ‖q − x‖²`` and the distance by ``γ‖q − x‖ ≤ γ(‖q‖ + ‖x‖)``.
+        Otherwise as ``‖q‖² + ‖x‖² − 2q·x`` (matrix products), which errs by up to ``γ(‖q‖ + ‖x‖)²``
+        however small the distance, so the distance by the square root of that."""
+        gamma = 2.0 * (self.vectors.shape[-1] + 4) * float(np.finfo(np.float32).eps)
+        slack = 0.0
+        for s in np.flatnonzero(weights):
+            if s not in self._norm_max:
+                self._norm_max[s] = float(np.sqrt(self._norms_of(s).max()))
+            reach = np.sqrt(np.einsum("wd,wd->w", query[:, s], query[:, s], dtype=np.float64).max()) + \
+                self._norm_max[s]
+            slack += weights[s] * reach * (gamma if direct else np.sqrt(gamma) + gamma)
+        return float(slack)
+
+    def _best_tracks(self, rows: np.ndarray, best: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``count`` nearest tracks given the distance of each window of ``rows``, and the position
         in ``rows`` of each one's best window."""
         tracks = self.window_track[rows]
         order = np.lexsort((best, tracks))  # by track, then distance: each track's best window first
         first = order[np.r_[True, tracks[order][1:] != tracks[order][:-1]]] if len(order) else order
-        if excluded:
-            first = first[~np.isin(tracks[first], list(excluded))]
         top = first[np.argsort(best[first], kind="stable")[:count]]
         return tracks[top], top
 
     def search(self, query: TrackEmbedding | str, weights: str | Mapping[str, float] | None = None,
                k: int = 10, approximate: bool = False, candidates: int = 100,
-               exclude: Iterable[str] = ()) -> list[Hit]:
+               window_candidates: int = 16, exclude: Iterable[str] = ()) -> list[Hit]:
         """The ``k`` tracks nearest to ``query`` (embeddings, or the id of an indexed track).
 
-        Distances are first computed in float32 for every window (approximate: for the candidate
-        windows), then again in float64 over all windows of the best ``2k + 10`` tracks, so that the
-        reported distances and window pairs are exact (in float32, ``‖q‖² + ‖x‖² − 2q·x`` loses small
-        distances to rounding)."""
+        Distances are computed in float32 for every window (approximate: for the windows of the
+        candidate tracks, see ``_candidates``), then again in float64 for the windows that can be the
+        best of a top-``k`` track given a bound on float32 rounding (``_rounding_slack``), so that the
+        ranking, the reported distances and the window pairs are exact (in float32,
+        ``‖q‖² + ‖x‖² − 2q·x`` can lose small distances entirely)."""
         if k < 1:
             raise SearchIndexError(f"k must be at least 1, got {k}")
+        if approximate and (candidates < 1 or window_candidates < 0):
+            raise SearchIndexError(f"approximate search needs candidates ≥ 1 and window candidates ≥ 0, got "
+                                   f"{candidates} and {window_candidates}")
         if isinstance(query, str):
             query = self.track_vectors(query)
         if query.sources != self.sources:
@@ -390,28 +418,35 @@ class Index:
         named = parse_weights(weights, self.sources)
         w = np.array([named.get(name, 0.0) for name in self.sources])
         vectors = np.ascontiguousarray(query.vectors, dtype=np.float32)
-        excluded = {self._by_id[t] for t in exclude if t in self._by_id}
+        excluded = [self._by_id[t] for t in exclude if t in self._by_id]
         if not self.num_windows:
             return []
         if approximate:
-            rows = self._candidates(vectors, w, candidates)
-            best = self._distances(vectors, rows, w)[0]
+            rows, best, tracks, starts = self._candidate_distances(vectors, w, candidates, window_candidates)
+            minima = np.minimum.reduceat(best, starts)
         else:
             rows = np.arange(self.num_windows)
             best = np.concatenate([self._distances(vectors, slice(b, b + CHUNK_WINDOWS), w)[0]
                                    for b in range(0, self.num_windows, CHUNK_WINDOWS)])
-        if not len(rows):
-            return []
-        tracks, minima = self._track_minima(rows, best)
+            tracks, minima, starts = self._track_minima(rows, best)
         if excluded:
-            keep = ~np.isin(tracks, list(excluded))
-            tracks, minima = tracks[keep], minima[keep]
-        count = min(2 * k + 10, len(tracks))
-        shortlist = tracks[np.argpartition(minima, count - 1)[:count]] if count else tracks
-        shortlist.sort()
-        rows = self._rows_of(shortlist)
+            keep = ~np.isin(tracks, excluded)
+            tracks, minima, starts = tracks[keep], minima[keep], starts[keep]
+        if not len(tracks):
+            return []
+        # Each float32 distance is within `slack` of the exact one, so a track of the exact top k has a
+        # float32 best within 2 slack of the k-th smallest, and its exact best window a float32
+        # distance within 2 slack of the track's float32 best: only those are computed again.
+        slack = 2 * self._rounding_slack(vectors, w, direct=approximate)
+        kth = np.partition(minima, k - 1)[k - 1] if len(minima) > k else minima.max()
+        shortlist = np.flatnonzero(minima <= kth + slack)
+        lengths = self.track_extents[1][tracks[shortlist]]
+        ends = np.cumsum(lengths)
+        positions = np.arange(ends[-1]) + np.repeat(starts[shortlist] - (ends - lengths), lengths)
+        near = best[positions] <= np.repeat(minima[shortlist], lengths) + slack
+        rows = rows[positions[near]]
         best, which = self._distances(vectors, rows, w, np.float64)
-        tracks, top = self._best_tracks(rows, best, k, excluded)
+        tracks, top = self._best_tracks(rows, best, k)
         hits = []
         for rank, (track, position) in enumerate(zip(tracks, top, strict=True), start=1):
             window, q = int(rows[position]), int(which[position])
@@ -424,15 +459,22 @@ class Index:
         return hits
 
     # ----------------------------------------------------------------------------- approximate
-    def _track_means(self, s: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each track's mean vector of source ``s``, ``(tracks, dim)``, and its squared norm (computed once,
-        on first use)."""
-        if s not in self._means:
-            firsts, counts = self.track_extents
-            sums = np.add.reduceat(self.vectors[s], firsts, dtype=np.float64)  # float64 sums, no copy
-            means = (sums / counts[:, None]).astype(np.float32)
-            self._means[s] = means, np.einsum("td,td->t", means, means)
-        return self._means[s]
+    def _track_means(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every track's mean vectors in 8 bits: codes ``(sources, tracks, dim)`` and each dimension's
+        offset and step ``(sources, dim)``; those of ``sources`` are computed on first use."""
+        if self._means is None:
+            shape = (len(self.sources), self.vectors.shape[-1])
+            self._means = (np.zeros((shape[0], len(self.tracks), shape[1]), np.uint8),
+                           np.zeros(shape, np.float32), np.zeros(shape, np.float32))
+        codes, low, step = self._means
+        firsts, counts = self.track_extents
+        for s in set(sources.tolist()) - self._means_done:  # (every track has a window)
+            means = np.add.reduceat(self.vectors[s], firsts, axis=0) / counts[:, None]  # rows: one range
+            low[s], high = means.min(axis=0), means.max(axis=0)
+            step[s] = np.maximum(high - low[s], np.finfo(np.float32).tiny) / 255
+            codes[s] = np.rint((means - low[s]) / step[s])
+            self._means_done.add(s)
+        return self._means
 
     def _hnsw_of(self, source: str) -> Any:
         """The HNSW graph of every window's vector of ``source``, read from the index directory or built."""
@@ -452,26 +494,59 @@ class Index:
             self._hnsw[name] = graph
         return self._hnsw[name]
 
-    def _candidates(self, query: np.ndarray, w: np.ndarray, count: int) -> np.ndarray:
-        """The windows of the candidate tracks, ascending. For each query window: the tracks of the
-        windows nearest in each weighted instrument (HNSW: a track with one closely matching window;
-        ``count`` windows for the heaviest weight, proportionally fewer for lighter ones), and the
-        ``count`` tracks whose mean vectors are nearest in the weighted distance (a scan of all tracks'
-        means: exact, and at a million windows, some 20k tracks, cheaper than a graph). Windows alone
-        would not do: the nearest mostly come from a few tracks."""
-        import faiss
+    def _candidates(self, query: np.ndarray, w: np.ndarray, count: int, window_count: int) -> np.ndarray:
+        """The candidate tracks (positions in ``tracks``, ascending) of an approximate search.
 
-        chosen = []
-        for s in np.flatnonzero(w):
-            nearest = min(max(1, round(count * w[s] / w.max())), self.num_windows)
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, nearest))
-            _, ids = self._hnsw_of(self.sources[s]).search(np.ascontiguousarray(query[:, s]), nearest,
-                                                           params=params)
-            chosen.append(self.window_track[ids[ids >= 0]])
-        distances = _weighted_distances(query, w, self._track_means)
-        keep = min(count, len(self.tracks))
-        chosen.append(np.argpartition(distances, keep - 1, axis=1)[:, :keep].ravel())
-        return self._rows_of(np.unique(np.concatenate(chosen)))
+        Each track is first represented by its mean vectors: the ``count`` tracks whose means are
+        nearest to a query window in the weighted distance (a scan of one vector a track and instrument:
+        an inverted file whose lists are the tracks). A track that matches in one passage only can
+        have its mean far off, so the tracks of the ``window_count`` windows nearest to each query window
+        in the HNSW graph (faiss) of each weighted instrument join them (proportionally fewer for a
+        lighter weight)."""
+        sources = np.flatnonzero(w)
+        tracks = np.arange(len(self.tracks))
+        primary = sources[w[sources] >= PRIMARY_WEIGHT * w.max()]
+        if len(primary) < len(sources):  # light weights: first narrow down by the heavy ones
+            tracks = self._nearest_means(query, w, primary, tracks, PRIMARY_FACTOR * count)
+        chosen = [self._nearest_means(query, w, sources, tracks, count)]
+        if window_count > 0:
+            import faiss
+
+            for s in primary:
+                nearest = min(max(1, round(window_count * w[s] / w.max())), self.num_windows)
+                params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, nearest))
+                _, ids = self._hnsw_of(self.sources[s]).search(np.ascontiguousarray(query[:, s]), nearest,
+                                                               params=params)
+                chosen.append(self.window_track[ids[ids >= 0]])
+        return np.unique(np.concatenate(chosen))
+
+    def _nearest_means(self, query: np.ndarray, w: np.ndarray, sources: np.ndarray, tracks: np.ndarray,
+                       count: int) -> np.ndarray:
+        """The ``count`` of ``tracks`` whose means of ``sources`` are nearest in the weighted distance."""
+        from inmsrl.search import kernels
+
+        if count >= len(tracks):
+            return tracks
+        distances = np.empty(len(tracks), np.float32)
+        kernels.track_mean_distances(*self._track_means(sources), query, sources,
+                                     w[sources].astype(np.float32), tracks, distances)
+        return tracks[np.argpartition(distances, count - 1)[:count]]
+
+    def _candidate_distances(self, query: np.ndarray, w: np.ndarray, count: int, window_count: int
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The windows of the candidate tracks (ascending rows), each one's float32 distance (the
+        smallest over the query windows, computed in place without copying the windows out), the
+        candidate tracks and where each one's windows start in those rows."""
+        from inmsrl.search import kernels
+
+        tracks = self._candidates(query, w, count, window_count)
+        firsts, counts = (part[tracks] for part in self.track_extents)
+        offsets = np.cumsum(counts) - counts
+        best = np.empty(int(counts.sum()), np.float32)
+        sources = np.flatnonzero(w)
+        kernels.window_distances(self.vectors, query, sources, w[sources].astype(np.float32), firsts, counts,
+                                 offsets, best)
+        return self._rows_of(tracks), best, tracks, offsets
 
 
 def _weighted_distances(query: np.ndarray, weights: np.ndarray,
