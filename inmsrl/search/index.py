@@ -499,10 +499,11 @@ class Index:
 
         Each track is first represented by its mean vectors: the ``count`` tracks whose means are
         nearest to a query window in the weighted distance (a scan of one vector a track and instrument:
-        an inverted file whose lists are the tracks). A track that matches in one passage only can
-        have its mean far off, so the tracks of the ``window_count`` windows nearest to each query window
-        in the HNSW graph (faiss) of each weighted instrument join them (proportionally fewer for a
-        lighter weight)."""
+        an inverted file whose lists are the tracks). Instruments weighing less than ``PRIMARY_WEIGHT``
+        of the heaviest are scanned only among the ``PRIMARY_FACTOR × count`` tracks that the heavy ones
+        choose. A track that matches in one passage only can have its mean far off, so the tracks of
+        the ``window_count`` windows nearest to each query window in the HNSW graph (faiss) of each heavy
+        instrument join them (proportionally fewer for a lighter weight)."""
         sources = np.flatnonzero(w)
         tracks = np.arange(len(self.tracks))
         primary = sources[w[sources] >= PRIMARY_WEIGHT * w.max()]
