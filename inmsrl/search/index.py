@@ -136,7 +136,7 @@ class Index:
         self._extents: tuple[np.ndarray, np.ndarray] | None = None  # tracks' first rows and counts
         self._window_track: np.ndarray | None = None
         self._norms: dict[int, np.ndarray] = {}  # squared norms of one source's vectors, (windows,)
-        self._means: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see _track_means
+        self._means: tuple[np.ndarray, ...] | None = None  # see _track_means
         self._means_done: set[int] = set()  # the sources whose means are computed
         self._norm_max: dict[int, float] = {}  # largest norm of one source's vectors
         self._hnsw: dict[str, Any] = {}
@@ -328,13 +328,6 @@ class Index:
             self._window_track = np.repeat(np.arange(len(self.tracks)), self.track_extents[1])
         return self._window_track
 
-    def _rows_of(self, tracks: np.ndarray) -> np.ndarray:
-        """The window rows of ``tracks`` (positions in ``tracks``), track after track. A track's rows are
-        one contiguous range, so this is one repeat and one arange rather than a loop over tracks."""
-        firsts, counts = (part[tracks] for part in self.track_extents)
-        offsets = np.cumsum(counts) - counts  # where each track's rows start in the result
-        return np.arange(counts.sum(), dtype=np.int64) + np.repeat(firsts - offsets, counts)
-
     def _norms_of(self, s: int) -> np.ndarray:
         """Squared norms of source ``s``'s window vectors (computed once, on first use)."""
         if s not in self._norms:
@@ -343,24 +336,12 @@ class Index:
             self._norms[s] = np.concatenate([np.einsum("wd,wd->w", c, c) for c in chunks] or [np.zeros(0)])
         return self._norms[s]
 
-    def _distances(self, query: np.ndarray, rows: np.ndarray | slice, weights: np.ndarray,
-                   dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
-        """For catalogue windows ``rows``: the best weighted distance over the query windows and which
-        query window gives it."""
+    def _distances(self, query: np.ndarray, rows: slice, weights: np.ndarray) -> np.ndarray:
+        """For catalogue windows ``rows``: the best float32 weighted distance over the query windows."""
         def rows_of(s: int) -> tuple[np.ndarray, np.ndarray]:
-            x = np.asarray(self.vectors[s][rows], dtype=dtype)
-            return x, self._norms_of(s)[rows] if dtype == np.float32 else np.einsum("wd,wd->w", x, x)
+            return np.asarray(self.vectors[s][rows]), self._norms_of(s)[rows]
 
-        total = _weighted_distances(query.astype(dtype, copy=False), weights, rows_of)
-        best_query = total.argmin(axis=0)
-        return total[best_query, np.arange(total.shape[1])], best_query
-
-    def _track_minima(self, rows: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For window distances ``best`` of ``rows`` (whole tracks, ascending): the tracks, each one's
-        smallest distance, and where each track's windows start in ``rows``."""
-        tracks = self.window_track[rows]
-        starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
-        return tracks[starts], np.minimum.reduceat(best, starts), starts
+        return _weighted_distances(query, weights, rows_of).min(axis=0)
 
     def _rounding_slack(self, query: np.ndarray, weights: np.ndarray, direct: bool) -> float:
         """A bound on how far a float32 weighted distance can be from the exact one.
@@ -372,23 +353,12 @@ class Index:
         Otherwise as ``‖q‖² + ‖x‖² − 2q·x`` (matrix products), which errs by up to ``γ(‖q‖ + ‖x‖)²``
         however small the distance, so the distance by the square root of that."""
         gamma = 2.0 * (self.vectors.shape[-1] + 4) * float(np.finfo(np.float32).eps)
-        slack = 0.0
-        for s in np.flatnonzero(weights):
-            if s not in self._norm_max:
-                self._norm_max[s] = float(np.sqrt(self._norms_of(s).max()))
-            reach = np.sqrt(np.einsum("wd,wd->w", query[:, s], query[:, s], dtype=np.float64).max()) + \
-                self._norm_max[s]
-            slack += weights[s] * reach * (gamma if direct else np.sqrt(gamma) + gamma)
-        return float(slack)
-
-    def _best_tracks(self, rows: np.ndarray, best: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``count`` nearest tracks given the distance of each window of ``rows``, and the position
-        in ``rows`` of each one's best window."""
-        tracks = self.window_track[rows]
-        order = np.lexsort((best, tracks))  # by track, then distance: each track's best window first
-        first = order[np.r_[True, tracks[order][1:] != tracks[order][:-1]]] if len(order) else order
-        top = first[np.argsort(best[first], kind="stable")[:count]]
-        return tracks[top], top
+        sources = np.flatnonzero(weights)
+        for s in set(sources.tolist()) - set(self._norm_max):
+            self._norm_max[s] = float(np.sqrt(self._norms_of(s).max()))
+        reach = np.sqrt(np.einsum("wsd,wsd->ws", query, query, dtype=np.float64).max(axis=0)[sources]) + \
+            np.array([self._norm_max[s] for s in sources])
+        return float(weights[sources] @ reach) * (gamma if direct else np.sqrt(gamma) + gamma)
 
     def search(self, query: TrackEmbedding | str, weights: str | Mapping[str, float] | None = None,
                k: int = 10, approximate: bool = False, candidates: int = 100,
@@ -415,6 +385,8 @@ class Index:
                 raise SearchIndexError(f"the query's {key} is {query.meta[key]!r}, the index's "
                                        f"{self.model[key]!r}: embed the query with the index's model and "
                                        f"settings")
+        from inmsrl.search import kernels
+
         named = parse_weights(weights, self.sources)
         w = np.array([named.get(name, 0.0) for name in self.sources])
         vectors = np.ascontiguousarray(query.vectors, dtype=np.float32)
@@ -422,13 +394,12 @@ class Index:
         if not self.num_windows:
             return []
         if approximate:
-            rows, best, tracks, starts = self._candidate_distances(vectors, w, candidates, window_candidates)
-            minima = np.minimum.reduceat(best, starts)
+            best, tracks, starts = self._candidate_distances(vectors, w, candidates, window_candidates)
         else:
-            rows = np.arange(self.num_windows)
-            best = np.concatenate([self._distances(vectors, slice(b, b + CHUNK_WINDOWS), w)[0]
+            best = np.concatenate([self._distances(vectors, slice(b, b + CHUNK_WINDOWS), w)
                                    for b in range(0, self.num_windows, CHUNK_WINDOWS)])
-            tracks, minima, starts = self._track_minima(rows, best)
+            tracks, starts = np.arange(len(self.tracks)), self.track_extents[0]
+        minima = np.minimum.reduceat(best, starts)  # each track's best (its windows are one range)
         if excluded:
             keep = ~np.isin(tracks, excluded)
             tracks, minima, starts = tracks[keep], minima[keep], starts[keep]
@@ -440,39 +411,41 @@ class Index:
         slack = 2 * self._rounding_slack(vectors, w, direct=approximate)
         kth = np.partition(minima, k - 1)[k - 1] if len(minima) > k else minima.max()
         shortlist = np.flatnonzero(minima <= kth + slack)
-        lengths = self.track_extents[1][tracks[shortlist]]
-        ends = np.cumsum(lengths)
-        positions = np.arange(ends[-1]) + np.repeat(starts[shortlist] - (ends - lengths), lengths)
-        near = best[positions] <= np.repeat(minima[shortlist], lengths) + slack
-        rows = rows[positions[near]]
-        best, which = self._distances(vectors, rows, w, np.float64)
-        tracks, top = self._best_tracks(rows, best, k)
+        sources = np.flatnonzero(w)
+        firsts, counts = (part[tracks[shortlist]] for part in self.track_extents)
+        distances, windows, query_windows, per_source = kernels.best_pairs(
+            self.vectors, vectors, sources, w[sources], best, firsts, counts, starts[shortlist],
+            minima[shortlist] + slack)
+        top = np.argsort(distances, kind="stable")[:k]
         hits = []
-        for rank, (track, position) in enumerate(zip(tracks, top, strict=True), start=1):
-            window, q = int(rows[position]), int(which[position])
-            entry = self.tracks[track]
-            diff = np.linalg.norm(vectors[q].astype(np.float64) - np.asarray(self.vectors[:, window]),
-                                  axis=-1)
-            hits.append(Hit(rank, entry.track_id, entry.path, float(best[position]),
+        for rank, position in enumerate(top, start=1):
+            window, q = int(windows[position]), int(query_windows[position])
+            entry = self.tracks[tracks[shortlist[position]]]
+            hits.append(Hit(rank, entry.track_id, entry.path, float(distances[position]),
                             float(query.starts[q]), float(self.starts[window]),
-                            {name: float(diff[s]) for s, name in enumerate(self.sources) if w[s] > 0}))
+                            {self.sources[s]: float(d) for s, d in zip(sources, per_source[position],
+                                                                        strict=True)}))
         return hits
 
     # ----------------------------------------------------------------------------- approximate
-    def _track_means(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every track's mean vectors in 8 bits: codes ``(sources, tracks, dim)`` and each dimension's
-        offset and step ``(sources, dim)``; those of ``sources`` are computed on first use."""
+    def _track_means(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every track's mean vectors in 8 bits: codes ``(sources, tracks, dim)``, each dimension's offset
+        and step ``(sources, dim)``, and the squared norms of the means they stand for ``(sources,
+        tracks)``; those of ``sources`` are computed on first use."""
         if self._means is None:
             shape = (len(self.sources), self.vectors.shape[-1])
             self._means = (np.zeros((shape[0], len(self.tracks), shape[1]), np.uint8),
-                           np.zeros(shape, np.float32), np.zeros(shape, np.float32))
-        codes, low, step = self._means
+                           np.zeros(shape, np.float32), np.zeros(shape, np.float32),
+                           np.zeros((shape[0], len(self.tracks)), np.float32))
+        codes, low, step, norms = self._means
         firsts, counts = self.track_extents
         for s in set(sources.tolist()) - self._means_done:  # (every track has a window)
             means = np.add.reduceat(self.vectors[s], firsts, axis=0) / counts[:, None]  # rows: one range
             low[s], high = means.min(axis=0), means.max(axis=0)
             step[s] = np.maximum(high - low[s], np.finfo(np.float32).tiny) / 255
             codes[s] = np.rint((means - low[s]) / step[s])
+            decoded = low[s] + step[s] * codes[s]
+            norms[s] = np.einsum("td,td->t", decoded, decoded)
             self._means_done.add(s)
         return self._means
 
@@ -534,10 +507,10 @@ class Index:
         return tracks[np.argpartition(distances, count - 1)[:count]]
 
     def _candidate_distances(self, query: np.ndarray, w: np.ndarray, count: int, window_count: int
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The windows of the candidate tracks (ascending rows), each one's float32 distance (the
-        smallest over the query windows, computed in place without copying the windows out), the
-        candidate tracks and where each one's windows start in those rows."""
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The float32 distance of each window of the candidate tracks, track after track (the smallest
+        over the query windows, computed in place without copying the windows out), the candidate
+        tracks, and where each one's windows start in the first."""
         from inmsrl.search import kernels
 
         tracks = self._candidates(query, w, count, window_count)
@@ -547,7 +520,7 @@ class Index:
         sources = np.flatnonzero(w)
         kernels.window_distances(self.vectors, query, sources, w[sources].astype(np.float32), firsts, counts,
                                  offsets, best)
-        return self._rows_of(tracks), best, tracks, offsets
+        return best, tracks, offsets
 
 
 def _weighted_distances(query: np.ndarray, weights: np.ndarray,

@@ -23,21 +23,30 @@ _ONE_AT_A_TIME = threading.Lock()
 
 
 @njit(parallel=True, fastmath=FAST_MATH, cache=True)
-def _track_mean_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, query: np.ndarray,
-                          sources: np.ndarray, weights: np.ndarray, tracks: np.ndarray,
+def _track_mean_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, norms: np.ndarray,
+                          query: np.ndarray, sources: np.ndarray, weights: np.ndarray, tracks: np.ndarray,
                           out: np.ndarray) -> None:
+    windows, weighted, dim = query.shape[0], sources.shape[0], query.shape[2]
+    # ‖q − m‖² = ‖q‖² − 2q·low + ‖m‖² − 2(q ⊙ step)·code, m = low + step ⊙ code: one product a code.
+    scaled = np.empty((windows, weighted, dim), np.float32)
+    constant = np.zeros((windows, weighted), np.float32)
+    for i in range(windows):
+        for j in range(weighted):
+            s = sources[j]
+            for d in range(dim):
+                scaled[i, j, d] = 2 * query[i, s, d] * step[s, d]
+                constant[i, j] += query[i, s, d] * (query[i, s, d] - 2 * low[s, d])
     for k in prange(tracks.shape[0]):
         t = tracks[k]
         best = np.float32(np.inf)
-        for i in range(query.shape[0]):
+        for i in range(windows):
             total = np.float32(0.0)
-            for j in range(sources.shape[0]):
+            for j in range(weighted):
                 s = sources[j]
-                squared = np.float32(0.0)
-                for d in range(query.shape[2]):
-                    diff = query[i, s, d] - (low[s, d] + step[s, d] * np.float32(codes[s, t, d]))
-                    squared += diff * diff
-                total += weights[j] * np.sqrt(squared)
+                dot = np.float32(0.0)
+                for d in range(dim):
+                    dot += scaled[i, j, d] * np.float32(codes[s, t, d])
+                total += weights[j] * np.sqrt(max(constant[i, j] + norms[s, t] - dot, np.float32(0.0)))
             best = min(best, total)
         out[k] = best
 
@@ -62,18 +71,19 @@ def _window_distances(vectors: np.ndarray, query: np.ndarray, sources: np.ndarra
             out[offsets[t] + k] = best
 
 
-def track_mean_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, query: np.ndarray,
-                          sources: np.ndarray, weights: np.ndarray, tracks: np.ndarray,
-                          out: np.ndarray) -> None:
+def track_mean_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, norms: np.ndarray,
+                         query: np.ndarray, sources: np.ndarray, weights: np.ndarray, tracks: np.ndarray,
+                         out: np.ndarray) -> None:
     """``out[k]``: the smallest over query windows of the weighted distance to the means of track
     ``tracks[k]``.
 
-    The means are stored in 8 bits, ``low + step * codes`` per dimension (a quarter of the memory
-    traffic of float32; the scan only chooses candidates). ``codes`` (sources, tracks, dim) uint8;
-    ``low``/``step`` (sources, dim); ``query`` (windows, sources, dim); ``sources``/``weights``: the
-    weighted instruments and their weights."""
+    The means are stored in 8 bits, ``low + step * codes`` per dimension, with their squared norms
+    (the scan only chooses candidates, so the rounding of ``‖q‖² + ‖m‖² − 2q·m`` does not matter).
+    ``codes`` (sources, tracks, dim) uint8; ``low``/``step`` (sources, dim); ``norms`` (sources,
+    tracks); ``query`` (windows, sources, dim); ``sources``/``weights``: the weighted instruments and
+    their weights."""
     with _ONE_AT_A_TIME:
-        _track_mean_distances(codes, low, step, query, sources, weights, tracks, out)
+        _track_mean_distances(codes, low, step, norms, query, sources, weights, tracks, out)
 
 
 def window_distances(vectors: np.ndarray, query: np.ndarray, sources: np.ndarray, weights: np.ndarray,
@@ -83,3 +93,46 @@ def window_distances(vectors: np.ndarray, query: np.ndarray, sources: np.ndarray
     with _ONE_AT_A_TIME:
         _window_distances(vectors, query, sources, weights, firsts, counts, offsets, out)
 
+
+
+@njit(fastmath=FAST_MATH, cache=True)
+def _best_pairs(vectors: np.ndarray, query: np.ndarray, sources: np.ndarray, weights: np.ndarray,
+                best: np.ndarray, firsts: np.ndarray, counts: np.ndarray, offsets: np.ndarray,
+                limits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    distance = np.full(firsts.shape[0], np.inf)
+    row = np.full(firsts.shape[0], -1, np.int64)
+    query_window = np.zeros(firsts.shape[0], np.int64)
+    per_source = np.zeros((firsts.shape[0], sources.shape[0]))
+    each = np.empty(sources.shape[0])
+    for t in range(firsts.shape[0]):
+        for k in range(counts[t]):
+            if best[offsets[t] + k] > limits[t]:
+                continue
+            x_row = firsts[t] + k
+            for i in range(query.shape[0]):
+                total = 0.0
+                for j in range(sources.shape[0]):
+                    s = sources[j]
+                    squared = 0.0
+                    for d in range(query.shape[2]):
+                        diff = np.float64(query[i, s, d]) - np.float64(vectors[s, x_row, d])
+                        squared += diff * diff
+                    each[j] = np.sqrt(squared)
+                    total += weights[j] * each[j]
+                if total < distance[t]:
+                    distance[t], row[t], query_window[t] = total, x_row, i
+                    per_source[t] = each
+    return distance, row, query_window, per_source
+
+
+def best_pairs(vectors: np.ndarray, query: np.ndarray, sources: np.ndarray, weights: np.ndarray,
+               best: np.ndarray, firsts: np.ndarray, counts: np.ndarray, offsets: np.ndarray,
+               limits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each track's exact (float64) best pair: its distance, catalogue row, query window, and the
+    distance of each of ``sources`` in it.
+
+    Track ``t`` has windows ``firsts[t] + k`` (``k < counts[t]``) with float32 distances
+    ``best[offsets[t] + k]``; only those within ``limits[t]`` are computed again (the others cannot be
+    its best). Ties go to the earlier window, then the earlier query window."""
+    with _ONE_AT_A_TIME:
+        return _best_pairs(vectors, query, sources, weights, best, firsts, counts, offsets, limits)
