@@ -9,7 +9,9 @@ in both pieces the instruments sound alike.
 **Exact search** (the default) computes every distance with matrix products (``‖q‖² + ‖x‖² − 2 q·x``
 per instrument), in chunks of windows so memory stays bounded, for any weights at query time. The
 vectors are stored instrument-major, ``(instruments, windows, dim)``, so each instrument's are one
-contiguous matrix (one BLAS call, and only the weighted instruments are read).
+contiguous matrix (one BLAS call, and only the weighted instruments are read). That pass is float32;
+the pairs that can decide the top ``k``, given a bound on its rounding, are computed again in float64,
+so the ranking and the reported distances are exact.
 
 **Approximate search** (for large catalogues) ranks only candidate tracks, exactly: those whose mean
 vectors are nearest to a query window in the weighted distance (a scan of one 8-bit vector a track and

@@ -1,12 +1,13 @@
-"""Compiled distance kernels of the approximate search (numba).
+"""Compiled distance kernels of the search (numba).
 
-An approximate query reads a few thousand scattered catalogue windows and every track's mean vector;
+An approximate query reads every track's mean vector and a few thousand scattered catalogue windows;
 in numpy that means copying the windows out (a fancy index) before a matrix product, and at a million
-windows the copying costs more than the arithmetic. These kernels compute the weighted distances
-``Σ_s w_s ‖q_s − x_s‖`` straight from the (memory-mapped) arrays, in float32 with direct differences
-(no ``‖q‖² + ‖x‖² − 2q·x`` cancellation), the tracks shared out among the threads. One call runs at a
-time: a threaded server may search from several threads, and not every numba threading layer allows
-parallel kernels to be launched concurrently.
+windows the copying, and the many small numpy steps around it, cost more than the arithmetic. These
+kernels compute the weighted distances ``Σ_s w_s ‖q_s − x_s‖`` straight from the (memory-mapped)
+arrays: the mean scan and the candidates' windows in float32, the tracks shared out among the threads;
+then (for exact search too) each shortlisted track's best pair in float64. One call runs at a time: a
+threaded server may search from several threads, and not every numba threading layer allows parallel
+kernels to be launched concurrently.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def track_mean_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, n
 def window_distances(vectors: np.ndarray, query: np.ndarray, sources: np.ndarray, weights: np.ndarray,
                      firsts: np.ndarray, counts: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
     """``out[offsets[t] + k]``: the smallest over query windows of the weighted distance to window
-    ``firsts[t] + k`` (``k < counts[t]``) of ``vectors`` (sources, windows, dim)."""
+    ``firsts[t] + k`` (``k < counts[t]``) of ``vectors`` (sources, windows, dim), from the differences
+    ``q − x`` (no cancellation: its rounding is a small fraction of the distance)."""
     with _ONE_AT_A_TIME:
         _window_distances(vectors, query, sources, weights, firsts, counts, offsets, out)
 
