@@ -19,7 +19,7 @@ the sigmoid.
 All blocks take ``(batch, channels, freq, time)`` and work in either memory format.
 :func:`fold_batch_norms` prepares a trained model for inference only: each BatchNorm, a per-channel
 affine map in eval mode, is folded into the convolution before it, and the activations work in place
-(the same outputs up to float rounding, some 15% less time for a paper-size Cascade on a CPU).
+(the same outputs up to float rounding; ``bench/search.py`` measures the embedding speed it gives).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -339,11 +339,16 @@ class Index:
         return self._norms[s]
 
     def _distances(self, query: np.ndarray, rows: slice, weights: np.ndarray) -> np.ndarray:
-        """For catalogue windows ``rows``: the best float32 weighted distance over the query windows."""
-        def rows_of(s: int) -> tuple[np.ndarray, np.ndarray]:
-            return np.asarray(self.vectors[s][rows]), self._norms_of(s)[rows]
-
-        return _weighted_distances(query, weights, rows_of).min(axis=0)
+        """For catalogue windows ``rows``: the smallest over the query windows ``(windows, sources, dim)``
+        of the float32 distance ``Σ_s w_s ‖q_s − x_s‖``, each instrument by matrix product
+        (``‖q‖² + ‖x‖² − 2 q·x``)."""
+        total = None
+        for s in np.flatnonzero(weights):
+            q, x = query[:, s], np.asarray(self.vectors[s][rows])
+            squared = (q * q).sum(-1)[:, None] + self._norms_of(s)[rows][None, :] - 2.0 * (q @ x.T)
+            term = np.float32(weights[s]) * np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
+            total = term if total is None else total + term
+        return total.min(axis=0)
 
     def _rounding_slack(self, query: np.ndarray, weights: np.ndarray, direct: bool) -> float:
         """A bound on how far a float32 weighted distance can be from the exact one.
@@ -523,20 +528,6 @@ class Index:
         kernels.window_distances(self.vectors, query, sources, w[sources].astype(np.float32), firsts, counts,
                                  offsets, best)
         return best, tracks, offsets
-
-
-def _weighted_distances(query: np.ndarray, weights: np.ndarray,
-                        catalogue: Callable[[int], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """``(query windows, catalogue rows)`` distances ``Σ_s w_s ‖q_s − x_s‖`` over the weighted instruments,
-    each by matrix product (``‖q‖² + ‖x‖² − 2 q·x``); ``catalogue(s)`` gives instrument ``s``'s rows
-    ``(rows, dim)`` and their squared norms, in the dtype of ``query`` ``(windows, sources, dim)``."""
-    total = None
-    for s in np.flatnonzero(weights):
-        q, (x, norms) = query[:, s], catalogue(s)
-        squared = (q * q).sum(-1)[:, None] + norms[None, :] - 2.0 * (q @ x.T)
-        term = query.dtype.type(weights[s]) * np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
-        total = term if total is None else total + term
-    return total
 
 
 def _fsync(path: Path) -> None:
