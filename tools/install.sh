@@ -55,11 +55,23 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null
   log "       Set PYTHON=/path/to/python3.11 and run again."
   exit 1
 fi
+# A new environment is about 6.5 GB (torch and its CUDA libraries), and pip unpacks wheels under
+# $TMPDIR on the way: check for room first rather than let pip fail half-way through.
+need_gb=${INMSRL_INSTALL_FREE_GB:-8}
 if [ ! -x "$venv/bin/python" ]; then
+  for dir in "$root/tools" "${TMPDIR:-/tmp}"; do
+    free_gb=$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1048576) }')
+    if [ "$free_gb" -lt "$need_gb" ]; then
+      log "ERROR: only ${free_gb} GB free on the file system of $dir; building $venv needs about"
+      log "       ${need_gb} GB there. Free some space (or set TMPDIR to a roomier place) and run"
+      log "       again; INMSRL_INSTALL_FREE_GB=N changes the threshold."
+      exit 1
+    fi
+  done
   log "creating virtual environment $venv with $("$python" --version)"
   "$python" -m venv "$venv"
 fi
-pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-cache-dir)
 log "installing pinned requirements (torch is large: the first run takes a few minutes)"
 "${pip[@]}" install -q -r "$root/tools/requirements.txt" -r "$root/tools/requirements-dev.txt"
 # tinysoundfont declares pyaudio for live playback only; rendering to arrays does not need it, and
