@@ -18,9 +18,10 @@ vectors are nearest to a query window in the weighted distance (a scan of one 8-
 instrument; instruments weighing under half the heaviest join only among the tracks the heavy ones
 chose), and those of the windows nearest to a query window in HNSW graphs (faiss) of the heavy
 instruments, for a track that matches in one passage only. Their windows' distances are computed by
-compiled kernels straight from the arrays (``inmsrl.search.kernels``): a track's windows are one
-contiguous range of rows. Its recall against exact search is measured by ``tests/test_search_index.py``
-and ``bench/search.py``.
+compiled kernels straight from the arrays (``inmsrl.search.kernels``), from a 16-bit copy of the
+windows made on first use (half the memory to read; its error joins the rounding bound, so the
+float64 pass still makes the ranking exact): a track's windows are one contiguous range of rows. Its
+recall against exact search is measured by ``tests/test_search_index.py`` and ``bench/search.py``.
 
 **Storage.** A directory: ``manifest.json`` (sources, model, tracks in the order of their windows, the
 array files) and ``.npy`` arrays of vectors and start times (memory-mapped when searched). An update
@@ -30,8 +31,10 @@ killed update leaves the previous index intact.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +57,7 @@ PRIMARY_FACTOR = 8      # ... are scanned only in this many times the candidates
 # What must agree between an index and the embeddings added to it (vectors from other settings are not
 # comparable).
 COMPATIBLE_KEYS = ("model_digest", "window", "hop")
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 
 class SearchIndexError(ValueError):
@@ -124,6 +128,37 @@ def parse_weights(text: str | Mapping[str, float] | None, sources: Sequence[str]
     return weights
 
 
+@dataclass(frozen=True)
+class Weighting:
+    """Search weights in the arrays the distance code uses. ``weighting`` caches them per distinct
+    weights: an approximate query takes about a millisecond, of which parsing would be a visible part."""
+
+    sources: np.ndarray     # the weighted instruments (positions), ascending
+    weights: np.ndarray     # their weights, float64
+    weights32: np.ndarray   # the same, float32, for the float32 kernels
+    primary: np.ndarray     # the heavy instruments: weighing at least PRIMARY_WEIGHT of the heaviest
+    primary_weights32: np.ndarray  # their weights, float32
+    shares: tuple[float, ...]  # their weights over the heaviest
+
+
+@functools.lru_cache(maxsize=256)
+def _weighting(weights: str | tuple[tuple[str, float], ...] | None, sources: tuple[str, ...]) -> Weighting:
+    named = parse_weights(dict(weights) if isinstance(weights, tuple) else weights, sources)
+    per_source = np.array([named.get(name, 0.0) for name in sources])
+    weighted = np.flatnonzero(per_source)
+    heaviest = per_source.max()
+    primary = weighted[per_source[weighted] >= PRIMARY_WEIGHT * heaviest]
+    return Weighting(weighted, per_source[weighted], per_source[weighted].astype(np.float32),
+                     primary, per_source[primary].astype(np.float32),
+                     tuple(float(per_source[s] / heaviest) for s in primary))
+
+
+def weighting(weights: str | Mapping[str, float] | None, sources: Sequence[str]) -> Weighting:
+    """The ``Weighting`` of ``weights`` (see ``parse_weights``) over ``sources``."""
+    key = tuple(weights.items()) if isinstance(weights, Mapping) else weights
+    return _weighting(key, tuple(sources))
+
+
 class Index:
     """Tracks' window embeddings, searchable by per-instrument weighted distance."""
 
@@ -140,8 +175,12 @@ class Index:
         self._norms: dict[int, np.ndarray] = {}  # squared norms of one source's vectors, (windows,)
         self._means: tuple[np.ndarray, ...] | None = None  # see _track_means
         self._means_done: set[int] = set()  # the sources whose means are computed
-        self._norm_max: dict[int, float] = {}  # largest norm of one source's vectors
+        self._codes: tuple[np.ndarray, ...] | None = None  # see _window_codes
+        self._codes_done: set[int] = set()
+        self._norm_max: np.ndarray | None = None  # each source's largest vector norm (NaN: not yet)
+        self._all_tracks: np.ndarray | None = None  # arange(len(tracks))
         self._hnsw: dict[str, Any] = {}
+        self._lazy = threading.Lock()  # one thread at a time fills the caches above (threaded searches)
         self._graph_files: dict[str, Path] = {}  # stored HNSW graphs of an opened index
 
     # --------------------------------------------------------------------------------- building
@@ -230,9 +269,9 @@ class Index:
     def _set(self, vectors: np.ndarray, starts: np.ndarray, tracks: list[TrackEntry]) -> None:
         self.vectors, self.starts, self.tracks = vectors, starts, tracks
         self._by_id = {t.track_id: i for i, t in enumerate(tracks)}
-        self._extents = self._window_track = None
-        self._norms, self._norm_max, self._hnsw, self._graph_files = {}, {}, {}, {}
-        self._means, self._means_done = None, set()
+        self._extents = self._window_track = self._norm_max = self._all_tracks = None
+        self._norms, self._hnsw, self._graph_files = {}, {}, {}
+        self._means, self._means_done, self._codes, self._codes_done = None, set(), None, set()
 
     # ---------------------------------------------------------------------------------- storage
     def save(self, root: str | Path, hnsw: bool = False) -> None:
@@ -338,34 +377,43 @@ class Index:
             self._norms[s] = np.concatenate([np.einsum("wd,wd->w", c, c) for c in chunks] or [np.zeros(0)])
         return self._norms[s]
 
-    def _distances(self, query: np.ndarray, rows: slice, weights: np.ndarray) -> np.ndarray:
+    def _distances(self, query: np.ndarray, rows: slice, weights: Weighting) -> np.ndarray:
         """For catalogue windows ``rows``: the smallest over the query windows ``(windows, sources, dim)``
         of the float32 distance ``Σ_s w_s ‖q_s − x_s‖``, each instrument by matrix product
         (``‖q‖² + ‖x‖² − 2 q·x``)."""
         total = None
-        for s in np.flatnonzero(weights):
+        for s, weight in zip(weights.sources, weights.weights32, strict=True):
             q, x = query[:, s], np.asarray(self.vectors[s][rows])
             squared = (q * q).sum(-1)[:, None] + self._norms_of(s)[rows][None, :] - 2.0 * (q @ x.T)
-            term = np.float32(weights[s]) * np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
+            term = weight * np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
             total = term if total is None else total + term
         return total.min(axis=0)
 
-    def _rounding_slack(self, query: np.ndarray, weights: np.ndarray, direct: bool) -> float:
+    def _rounding_slack(self, query: np.ndarray, weights: Weighting, coded: bool) -> float:
         """A bound on how far a float32 weighted distance can be from the exact one.
 
         A sum of ``dim`` products in any order errs by at most ``γ`` times the sum of their magnitudes,
         ``γ ≈ (dim + 4)ε`` with the few roundings around it (taken twice, to spare the argument).
-        ``direct``: computed from the differences ``q − x`` (the compiled kernels), so the squared
-        distance errs by at most ``γ‖q − x‖²`` and the distance by ``γ‖q − x‖ ≤ γ(‖q‖ + ‖x‖)``.
-        Otherwise as ``‖q‖² + ‖x‖² − 2q·x`` (matrix products), which errs by up to ``γ(‖q‖ + ‖x‖)²``
-        however small the distance, so the distance by the square root of that."""
-        gamma = 2.0 * (self.vectors.shape[-1] + 4) * float(np.finfo(np.float32).eps)
-        sources = np.flatnonzero(weights)
-        for s in set(sources.tolist()) - set(self._norm_max):
-            self._norm_max[s] = float(np.sqrt(self._norms_of(s).max()))
-        reach = np.sqrt(np.einsum("wsd,wsd->ws", query, query, dtype=np.float64).max(axis=0)[sources]) + \
-            np.array([self._norm_max[s] for s in sources])
-        return float(weights[sources] @ reach) * (gamma if direct else np.sqrt(gamma) + gamma)
+        ``coded``: computed by the compiled kernel from the differences ``q − x̂`` of the 16-bit windows
+        ``x̂ = low + step ⊙ code`` (``_window_codes``), so the squared distance errs by at most
+        ``γ‖q − x̂‖²`` and the distance by ``γ(‖q‖ + ‖x̂‖)``, with ``γ‖low‖`` more for forming the
+        differences, and ``‖x − x̂‖`` for the codes. Otherwise as ``‖q‖² + ‖x‖² − 2q·x`` (matrix products),
+        which errs by up to ``γ(‖q‖ + ‖x‖)²`` however small the distance, so the distance by the square
+        root of that."""
+        gamma = 2.0 * (self.vectors.shape[-1] + 4) * FLOAT32_EPS
+        if self._norm_max is None:
+            self._norm_max = np.full(len(self.sources), np.nan)
+        norm_max = self._norm_max[weights.sources]
+        for position in np.flatnonzero(np.isnan(norm_max)):
+            s = weights.sources[position]
+            self._norm_max[s] = norm_max[position] = np.sqrt(self._norms_of(s).max())
+        q = query[:, weights.sources]
+        reach = np.sqrt(np.einsum("wsd,wsd->ws", q, q, dtype=np.float64).max(axis=0)) + norm_max
+        if not coded:
+            return float(weights.weights @ reach) * (np.sqrt(gamma) + gamma)
+        *_, error, low_norm = self._window_codes(weights.sources)
+        error, low_norm = error[weights.sources], low_norm[weights.sources]
+        return float(weights.weights @ (gamma * (reach + error + low_norm) + error))
 
     def search(self, query: TrackEmbedding | str, weights: str | Mapping[str, float] | None = None,
                k: int = 10, approximate: bool = False, candidates: int = 100,
@@ -394,8 +442,7 @@ class Index:
                                        f"settings")
         from inmsrl.search import kernels
 
-        named = parse_weights(weights, self.sources)
-        w = np.array([named.get(name, 0.0) for name in self.sources])
+        w = weighting(weights, self.sources)
         vectors = np.ascontiguousarray(query.vectors, dtype=np.float32)
         excluded = [self._by_id[t] for t in exclude if t in self._by_id]
         if not self.num_windows:
@@ -415,13 +462,12 @@ class Index:
         # Each float32 distance is within `slack` of the exact one, so a track of the exact top k has a
         # float32 best within 2 slack of the k-th smallest, and its exact best window a float32
         # distance within 2 slack of the track's float32 best: only those are computed again.
-        slack = 2 * self._rounding_slack(vectors, w, direct=approximate)
+        slack = 2 * self._rounding_slack(vectors, w, coded=approximate)
         kth = np.partition(minima, k - 1)[k - 1] if len(minima) > k else minima.max()
         shortlist = np.flatnonzero(minima <= kth + slack)
-        sources = np.flatnonzero(w)
         firsts, counts = (part[tracks[shortlist]] for part in self.track_extents)
         distances, windows, query_windows, per_source = kernels.best_pairs(
-            self.vectors, vectors, sources, w[sources], best, firsts, counts, starts[shortlist],
+            self.vectors, vectors, w.sources, w.weights, best, firsts, counts, starts[shortlist],
             minima[shortlist] + slack)
         top = np.argsort(distances, kind="stable")[:k]
         hits = []
@@ -430,7 +476,7 @@ class Index:
             entry = self.tracks[tracks[shortlist[position]]]
             hits.append(Hit(rank, entry.track_id, entry.path, float(distances[position]),
                             float(query.starts[q]), float(self.starts[window]),
-                            {self.sources[s]: float(d) for s, d in zip(sources, per_source[position],
+                            {self.sources[s]: float(d) for s, d in zip(w.sources, per_source[position],
                                                                         strict=True)}))
         return hits
 
@@ -439,42 +485,73 @@ class Index:
         """Every track's mean vectors in 8 bits: codes ``(sources, tracks, dim)``, each dimension's offset
         and step ``(sources, dim)``, and the squared norms of the means they stand for ``(sources,
         tracks)``; those of ``sources`` are computed on first use."""
-        if self._means is None:
-            shape = (len(self.sources), self.vectors.shape[-1])
-            self._means = (np.zeros((shape[0], len(self.tracks), shape[1]), np.uint8),
-                           np.zeros(shape, np.float32), np.zeros(shape, np.float32),
-                           np.zeros((shape[0], len(self.tracks)), np.float32))
-        codes, low, step, norms = self._means
-        firsts, counts = self.track_extents
-        for s in set(sources.tolist()) - self._means_done:  # (every track has a window)
-            means = np.add.reduceat(self.vectors[s], firsts, axis=0) / counts[:, None]  # rows: one range
-            low[s], high = means.min(axis=0), means.max(axis=0)
-            step[s] = np.maximum(high - low[s], np.finfo(np.float32).tiny) / 255
-            codes[s] = np.rint((means - low[s]) / step[s])
-            decoded = low[s] + step[s] * codes[s]
-            norms[s] = np.einsum("td,td->t", decoded, decoded)
-            self._means_done.add(s)
+        with self._lazy:
+            if self._means is None:
+                shape = (len(self.sources), self.vectors.shape[-1])
+                self._means = (np.zeros((shape[0], len(self.tracks), shape[1]), np.uint8),
+                               np.zeros(shape, np.float32), np.zeros(shape, np.float32),
+                               np.zeros((shape[0], len(self.tracks)), np.float32))
+            codes, low, step, norms = self._means
+            firsts, counts = self.track_extents
+            for s in set(sources.tolist()) - self._means_done:  # (every track has a window)
+                means = np.add.reduceat(self.vectors[s], firsts, axis=0) / counts[:, None]  # rows: one range
+                low[s], high = means.min(axis=0), means.max(axis=0)
+                step[s] = np.maximum(high - low[s], np.finfo(np.float32).tiny) / 255
+                codes[s] = np.rint((means - low[s]) / step[s])
+                decoded = low[s] + step[s] * codes[s]
+                norms[s] = np.einsum("td,td->t", decoded, decoded)
+                self._means_done.add(s)
         return self._means
+
+    def _window_codes(self, sources: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Every window's vectors in 16 bits, for the approximate search's float32 pass (half the memory
+        to read): codes ``(sources, windows, dim)``, each dimension's offset and step ``(sources, dim)``,
+        and for the rounding bound, the largest error ``‖x − x̂‖`` of a window's decoded vector and the
+        offsets' norms ``(sources,)``; those of ``sources`` are computed on first use."""
+        with self._lazy:
+            if self._codes is None:
+                shape = (len(self.sources), self.vectors.shape[-1])
+                self._codes = (np.zeros((shape[0], self.num_windows, shape[1]), np.uint16),
+                               np.zeros(shape, np.float32), np.zeros(shape, np.float32), np.zeros(shape[0]),
+                               np.zeros(shape[0]))
+            codes, low, step, error, low_norm = self._codes
+            for s in set(sources.tolist()) - self._codes_done:
+                vectors = self.vectors[s]
+                low[s] = np.min([vectors[b:b + CHUNK_WINDOWS].min(axis=0)
+                                 for b in range(0, self.num_windows, CHUNK_WINDOWS)], axis=0)
+                high = np.max([vectors[b:b + CHUNK_WINDOWS].max(axis=0)
+                               for b in range(0, self.num_windows, CHUNK_WINDOWS)], axis=0)
+                step[s] = np.maximum(high - low[s], np.finfo(np.float32).tiny) / 65535
+                for b in range(0, self.num_windows, CHUNK_WINDOWS):
+                    chunk = np.asarray(vectors[b:b + CHUNK_WINDOWS], np.float64)
+                    code = np.clip(np.rint((chunk - low[s]) / step[s]), 0, 65535)
+                    codes[s, b:b + CHUNK_WINDOWS] = code
+                    decoded = low[s].astype(np.float64) + step[s].astype(np.float64) * code
+                    error[s] = max(error[s], float(np.sqrt(((chunk - decoded) ** 2).sum(axis=1).max())))
+                low_norm[s] = np.linalg.norm(low[s].astype(np.float64))
+                self._codes_done.add(s)
+        return self._codes
 
     def _hnsw_of(self, source: str) -> Any:
         """The HNSW graph of every window's vector of ``source``, read from the index directory or built."""
         name = f"windows-{source}"
-        if name not in self._hnsw:
-            import faiss
+        with self._lazy:
+            if name not in self._hnsw:
+                import faiss
 
-            graph_file = self._graph_files.get(name)
-            if graph_file is not None and graph_file.is_file():
-                graph = faiss.read_index(str(graph_file))
-            else:
-                vectors = self.vectors[self.sources.index(source)]
-                graph = faiss.IndexHNSWFlat(self.vectors.shape[-1], HNSW_NEIGHBOURS)
-                graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-                for begin in range(0, len(vectors), CHUNK_WINDOWS):
-                    graph.add(np.ascontiguousarray(vectors[begin:begin + CHUNK_WINDOWS], np.float32))
-            self._hnsw[name] = graph
+                graph_file = self._graph_files.get(name)
+                if graph_file is not None and graph_file.is_file():
+                    graph = faiss.read_index(str(graph_file))
+                else:
+                    vectors = self.vectors[self.sources.index(source)]
+                    graph = faiss.IndexHNSWFlat(self.vectors.shape[-1], HNSW_NEIGHBOURS)
+                    graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+                    for begin in range(0, len(vectors), CHUNK_WINDOWS):
+                        graph.add(np.ascontiguousarray(vectors[begin:begin + CHUNK_WINDOWS], np.float32))
+                self._hnsw[name] = graph
         return self._hnsw[name]
 
-    def _candidates(self, query: np.ndarray, w: np.ndarray, count: int, window_count: int) -> np.ndarray:
+    def _candidates(self, query: np.ndarray, w: Weighting, count: int, window_count: int) -> np.ndarray:
         """The candidate tracks (positions in ``tracks``, ascending) of an approximate search.
 
         Each track is first represented by its mean vectors: the ``count`` tracks whose means are
@@ -484,36 +561,35 @@ class Index:
         choose. A track that matches in one passage only can have its mean far off, so the tracks of
         the ``window_count`` windows nearest to each query window in the HNSW graph (faiss) of each heavy
         instrument join them (proportionally fewer for a lighter weight)."""
-        sources = np.flatnonzero(w)
-        tracks = np.arange(len(self.tracks))
-        primary = sources[w[sources] >= PRIMARY_WEIGHT * w.max()]
-        if len(primary) < len(sources):  # light weights: first narrow down by the heavy ones
-            tracks = self._nearest_means(query, w, primary, tracks, PRIMARY_FACTOR * count)
-        chosen = [self._nearest_means(query, w, sources, tracks, count)]
+        if self._all_tracks is None:
+            self._all_tracks = np.arange(len(self.tracks))
+        tracks = self._all_tracks
+        if len(w.primary) < len(w.sources):  # light weights: first narrow down by the heavy ones
+            tracks = self._nearest_means(query, w.primary, w.primary_weights32, tracks,
+                                         PRIMARY_FACTOR * count)
+        chosen = [self._nearest_means(query, w.sources, w.weights32, tracks, count)]
         if window_count > 0:
-            import faiss
-
-            for s in primary:
-                nearest = min(max(1, round(window_count * w[s] / w.max())), self.num_windows)
-                params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, nearest))
+            for s, share in zip(w.primary, w.shares, strict=True):
+                nearest = min(max(1, round(window_count * share)), self.num_windows)
                 _, ids = self._hnsw_of(self.sources[s]).search(np.ascontiguousarray(query[:, s]), nearest,
-                                                               params=params)
+                                                               params=_hnsw_parameters(nearest))
                 chosen.append(self.window_track[ids[ids >= 0]])
         return np.unique(np.concatenate(chosen))
 
-    def _nearest_means(self, query: np.ndarray, w: np.ndarray, sources: np.ndarray, tracks: np.ndarray,
-                       count: int) -> np.ndarray:
-        """The ``count`` of ``tracks`` whose means of ``sources`` are nearest in the weighted distance."""
+    def _nearest_means(self, query: np.ndarray, sources: np.ndarray, weights32: np.ndarray,
+                       tracks: np.ndarray, count: int) -> np.ndarray:
+        """The ``count`` of ``tracks`` whose means of ``sources`` (weighing ``weights32``) are nearest in
+        the weighted distance."""
         from inmsrl.search import kernels
 
         if count >= len(tracks):
             return tracks
         distances = np.empty(len(tracks), np.float32)
-        kernels.track_mean_distances(*self._track_means(sources), query, sources,
-                                     w[sources].astype(np.float32), tracks, distances)
+        kernels.track_mean_distances(*self._track_means(sources), query, sources, weights32, tracks,
+                                     distances)
         return tracks[np.argpartition(distances, count - 1)[:count]]
 
-    def _candidate_distances(self, query: np.ndarray, w: np.ndarray, count: int, window_count: int
+    def _candidate_distances(self, query: np.ndarray, w: Weighting, count: int, window_count: int
                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The float32 distance of each window of the candidate tracks, track after track (the smallest
         over the query windows, computed in place without copying the windows out), the candidate
@@ -524,10 +600,18 @@ class Index:
         firsts, counts = (part[tracks] for part in self.track_extents)
         offsets = np.cumsum(counts) - counts
         best = np.empty(int(counts.sum()), np.float32)
-        sources = np.flatnonzero(w)
-        kernels.window_distances(self.vectors, query, sources, w[sources].astype(np.float32), firsts, counts,
-                                 offsets, best)
+        codes, low, step, *_ = self._window_codes(w.sources)
+        kernels.window_distances(codes, low, step, query, w.sources, w.weights32, firsts, counts, offsets,
+                                 best)
         return best, tracks, offsets
+
+
+@functools.lru_cache(maxsize=64)
+def _hnsw_parameters(neighbours: int) -> Any:
+    """faiss search parameters for ``neighbours`` neighbours (explores at least ``HNSW_EF_SEARCH``)."""
+    import faiss
+
+    return faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, neighbours))
 
 
 def _fsync(path: Path) -> None:

@@ -4,8 +4,9 @@ An approximate query reads every track's mean vector and a few thousand scattere
 in numpy that means copying the windows out (a fancy index) before a matrix product, and at a million
 windows the copying, and the many small numpy steps around it, cost more than the arithmetic. These
 kernels compute the weighted distances ``Σ_s w_s ‖q_s − x_s‖`` straight from the (memory-mapped)
-arrays: the mean scan and the candidates' windows in float32, the tracks shared out among the threads;
-then (for exact search too) each shortlisted track's best pair in float64. One call runs at a time: a
+arrays: the mean scan (8-bit means) and the candidates' windows (16-bit codes: reading them is what
+bounds that kernel) in float32, the tracks shared out among the threads; then (for exact search too)
+each shortlisted track's best pair in float64 from the stored float32 vectors. One call runs at a time: a
 threaded server may search from several threads, and not every numba threading layer allows parallel
 kernels to be launched concurrently.
 """
@@ -53,19 +54,26 @@ def _track_mean_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, 
 
 
 @njit(parallel=True, fastmath=FAST_MATH, cache=True)
-def _window_distances(vectors: np.ndarray, query: np.ndarray, sources: np.ndarray, weights: np.ndarray,
-                      firsts: np.ndarray, counts: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
+def _window_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, query: np.ndarray,
+                      sources: np.ndarray, weights: np.ndarray, firsts: np.ndarray, counts: np.ndarray,
+                      offsets: np.ndarray, out: np.ndarray) -> None:
+    windows, weighted, dim = query.shape[0], sources.shape[0], query.shape[2]
+    shifted = np.empty((windows, weighted, dim), np.float32)  # q − low: then q − x = shifted − step ⊙ code
+    for i in range(windows):
+        for j in range(weighted):
+            for d in range(dim):
+                shifted[i, j, d] = query[i, sources[j], d] - low[sources[j], d]
     for t in prange(firsts.shape[0]):
         for k in range(counts[t]):
             row = firsts[t] + k
             best = np.float32(np.inf)
-            for i in range(query.shape[0]):
+            for i in range(windows):
                 total = np.float32(0.0)
-                for j in range(sources.shape[0]):
+                for j in range(weighted):
                     s = sources[j]
                     squared = np.float32(0.0)
-                    for d in range(query.shape[2]):
-                        diff = query[i, s, d] - vectors[s, row, d]
+                    for d in range(dim):
+                        diff = shifted[i, j, d] - step[s, d] * np.float32(codes[s, row, d])
                         squared += diff * diff
                     total += weights[j] * np.sqrt(squared)
                 best = min(best, total)
@@ -87,14 +95,16 @@ def track_mean_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, n
         _track_mean_distances(codes, low, step, norms, query, sources, weights, tracks, out)
 
 
-def window_distances(vectors: np.ndarray, query: np.ndarray, sources: np.ndarray, weights: np.ndarray,
-                     firsts: np.ndarray, counts: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
+def window_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, query: np.ndarray,
+                     sources: np.ndarray, weights: np.ndarray, firsts: np.ndarray, counts: np.ndarray,
+                     offsets: np.ndarray, out: np.ndarray) -> None:
     """``out[offsets[t] + k]``: the smallest over query windows of the weighted distance to window
-    ``firsts[t] + k`` (``k < counts[t]``) of ``vectors`` (sources, windows, dim), from the differences
-    ``q − x`` (no cancellation: its rounding is a small fraction of the distance)."""
+    ``firsts[t] + k`` (``k < counts[t]``), whose vectors are stored in 16 bits, ``low + step * codes``
+    per dimension: ``codes`` (sources, windows, dim) uint16, ``low``/``step`` (sources, dim). Computed
+    from the differences ``q − x`` (no cancellation: the rounding is a small fraction of the distance);
+    16-bit codes halve the memory read, which is what bounds this kernel."""
     with _ONE_AT_A_TIME:
-        _window_distances(vectors, query, sources, weights, firsts, counts, offsets, out)
-
+        _window_distances(codes, low, step, query, sources, weights, firsts, counts, offsets, out)
 
 
 @njit(fastmath=FAST_MATH, cache=True)
