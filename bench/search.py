@@ -2,7 +2,8 @@
 
 1. **embed-files throughput** in × real time: a Cascade(-FT) (paper size by default, untrained weights:
    speed does not depend on them) embeds a stereo 48 kHz file through the whole path a user's file
-   takes (decode, mix-down, resampling to 44.1 kHz, 10 s windows every 5 s, batches).
+   takes (decode, mix-down, resampling to 44.1 kHz, 10 s windows every 5 s, batches), in float32 and in
+   bfloat16 (``--dtypes``), with how far the bfloat16 vectors are from the float32 ones.
 2. **Search** over random catalogues of 10k, 100k and 1M windows (4 instruments × 128 dimensions, 50
    windows a track; windows scattered around a per-track centre, queries near a random window, so that
    nearest neighbours mean something as they do with real embeddings): exact queries per second, and
@@ -32,7 +33,8 @@ DIM = 128
 TRACK_WINDOWS = 50
 
 
-def embed_speed(size: str, device: str, seconds: float, batch_size: int) -> dict[str, float]:
+def embed_speed(size: str, device: str, seconds: float, batch_size: int,
+                dtypes: list[str]) -> list[dict[str, float]]:
     from inmsrl.models.config import build_model
     from inmsrl.models.pretrained import standalone_metadata
     from inmsrl.search.embedder import Embedder
@@ -46,14 +48,24 @@ def embed_speed(size: str, device: str, seconds: float, batch_size: int) -> dict
                     "standalone": standalone_metadata(model, config)}, Path(tmp) / "final.pt")
         audio = np.random.default_rng(0).uniform(-0.3, 0.3, (int(48000 * seconds), 2)).astype(np.float32)
         sf.write(Path(tmp) / "song.wav", audio, 48000)
-        embedder = Embedder.from_pretrained(tmp, device=device, batch_size=batch_size)
-        embedder.embed_array(audio[: 48000 * 10].T, 48000)  # warm-up
-        start = time.perf_counter()
-        track = embedder.embed_file(Path(tmp) / "song.wav")
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - start
-    return {"windows": len(track.vectors), "seconds": elapsed, "x_real_time": seconds / elapsed}
+        rows, reference = [], None
+        for dtype in dtypes:
+            embedder = Embedder.from_pretrained(tmp, device=device, batch_size=batch_size, dtype=dtype)
+            embedder.embed_array(audio[: 48000 * 10].T, 48000)  # warm-up
+            start = time.perf_counter()
+            track = embedder.embed_file(Path(tmp) / "song.wav")
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - start
+            if reference is None:
+                reference = track.vectors
+            # how far each (window, instrument) vector is from the first dtype's, relative to its length
+            difference = (np.linalg.norm(track.vectors - reference, axis=-1)
+                          / np.linalg.norm(reference, axis=-1))
+            rows.append({"dtype": dtype, "windows": len(track.vectors), "seconds": elapsed,
+                         "x_real_time": seconds / elapsed, "median_difference": float(np.median(difference)),
+                         "max_difference": float(difference.max())})
+    return rows
 
 
 def catalogue(windows: int, seed: int = 0):
@@ -120,6 +132,8 @@ def main() -> None:
     parser.add_argument("--size", choices=("paper", "mini"), default="paper", help="Cascade size [paper]")
     parser.add_argument("--audio-seconds", type=float, default=60.0, help="file length for embed-files [60]")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
+                        help="embed-files precisions, compared with the first [float32 bfloat16]")
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000],
                         help="catalogue sizes in windows [10k 100k 1M]")
     parser.add_argument("--queries", type=int, default=200)
@@ -133,11 +147,13 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     if not args.skip_embed:
-        result = embed_speed(args.size, args.device, args.audio_seconds, args.batch_size)
+        rows = embed_speed(args.size, args.device, args.audio_seconds, args.batch_size, args.dtypes)
         print(f"\nembed-files, {args.size} Cascade, {args.audio_seconds:g} s stereo 48 kHz file, "
-              f"10 s windows "
-              f"every 5 s ({result['windows']} windows), batch {args.batch_size}: {result['seconds']:.1f} s, "
-              f"{result['x_real_time']:.1f}× real time")
+              f"10 s windows every 5 s ({rows[0]['windows']} windows), batch {args.batch_size}:")
+        for row in rows:
+            print(f"  {row['dtype']:<9} {row['seconds']:5.1f} s, {row['x_real_time']:5.1f}× real time; "
+                  f"vectors from {rows[0]['dtype']}'s: median {100 * row['median_difference']:.2f} %, "
+                  f"max {100 * row['max_difference']:.2f} % of their length")
     print(f"\n{'windows':>9} {'weights':<20} {'exact q/s':>10} {'approx q/s':>11} {'recall@10':>10} "
           f"{'first query s':>14}")
     for size in args.sizes:

@@ -154,3 +154,26 @@ def test_a_kaldi_style_list_names_the_tracks(packed, tmp_path, capsys):
     (tmp_path / "bad.scp").write_text("Track1 a.flac\nTrack3\n")
     assert main(["embed-files", "--model", str(packed), "--scp", str(tmp_path / "bad.scp"), "-o", "x"]) == 1
     assert "bad.scp:2" in capsys.readouterr().err
+
+
+def test_bfloat16_embeds_close_to_float32_and_is_embedded_again_when_chosen(packed, tmp_path, capsys):
+    from inmsrl.search import Embedder
+
+    sf.write(tmp_path / "a.wav", song(6.0, 2), SR)
+    exact = Embedder.from_pretrained(packed, device="cpu", window=2.0, hop=1.0).embed_file(tmp_path / "a.wav")
+    rounded = Embedder.from_pretrained(packed, device="cpu", window=2.0, hop=1.0,
+                                       dtype="bfloat16").embed_file(tmp_path / "a.wav")
+    assert (exact.meta["dtype"], rounded.meta["dtype"]) == ("float32", "bfloat16")
+    difference = (np.linalg.norm(rounded.vectors - exact.vectors, axis=-1)
+                  / np.linalg.norm(exact.vectors, axis=-1))
+    assert 0 < difference.max() < 0.05  # rounded, not another model
+    with pytest.raises(ValueError, match="float16"):
+        Embedder.from_pretrained(packed, device="cpu", dtype="float16")
+
+    # Output made in float32 is not "up to date" for a bfloat16 run, and the other way round.
+    command = ["embed-files", "--model", str(packed), str(tmp_path / "a.wav"), "-o", str(tmp_path / "emb")]
+    assert main(command) == 0 and main(command) == 0
+    assert "0 embedded, 1 up to date" in capsys.readouterr().out
+    assert main([*command, "--dtype", "bfloat16"]) == 0
+    assert "1 embedded, 0 up to date" in capsys.readouterr().out
+    assert TrackEmbedding.load(tmp_path / "emb" / "a.wav.npz").meta["dtype"] == "bfloat16"

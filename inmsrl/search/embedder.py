@@ -28,6 +28,9 @@ WINDOW_SECONDS = 10.0  # the MES segments of the paper's evaluation
 HOP_SECONDS = 5.0
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 def pick_device(device: str = "auto") -> torch.device:
     """``auto``: the first GPU if there is one, else the CPU."""
     if device == "auto":
@@ -39,13 +42,20 @@ class Embedder:
     """A trained embedding model ready to embed audio windows of a user's music."""
 
     def __init__(self, pretrained: Pretrained, device: str | torch.device = "auto", batch_size: int = 8,
-                 window: float = WINDOW_SECONDS, hop: float = HOP_SECONDS):
+                 window: float = WINDOW_SECONDS, hop: float = HOP_SECONDS, dtype: str = "float32"):
+        """``dtype``: the precision of the arithmetic. ``bfloat16`` (autocast) is about twice as fast on a
+        CPU with bfloat16 matrix units (``bench/search.py`` measures it) and a usual choice on GPUs; its
+        vectors differ from float32's by rounding. ``float16`` is for GPUs only."""
         if window <= 0 or hop <= 0:
             raise ValueError(f"window and hop must be positive seconds, got {window} and {hop}")
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
         self.pretrained = pretrained
         self.device = pick_device(device) if isinstance(device, str) else device
+        if dtype not in DTYPES or (dtype == "float16" and self.device.type != "cuda"):
+            raise ValueError(f"dtype must be float32 or bfloat16 (or float16 on a GPU), got {dtype!r} on "
+                             f"{self.device}")
+        self.dtype = dtype
         # channels_last: what stage 8 embeds with, faster on every device (bench/embed_throughput.py);
         # BatchNorms folded into the convolutions: the same vectors in less time (this model only infers).
         self.model = fold_batch_norms(pretrained.require_mixture_embedder().eval()).to(
@@ -83,12 +93,17 @@ class Embedder:
         """What an index records of the model its vectors come from."""
         return {"model": self.name, "model_digest": self.model_digest,
                 "model_path": str(self.pretrained.path), "window": self.window, "hop": self.hop,
-                "sample_rate": self.sample_rate}
+                "sample_rate": self.sample_rate, "dtype": self.dtype}
+
+    def fingerprint(self, path: str | Path) -> str:
+        """What this embedder's vectors of the audio file ``path`` depend on (to skip what is up to date)."""
+        return audio_fingerprint(path, self.model_digest, self.window, self.hop, self.dtype)
 
     @torch.inference_mode()
     def _embed_batch(self, batch: list[np.ndarray]) -> np.ndarray:
         audio = torch.from_numpy(np.stack(batch)).to(self.device)
-        return self.model.embed(audio).float().cpu().numpy()
+        with torch.autocast(self.device.type, dtype=DTYPES[self.dtype], enabled=self.dtype != "float32"):
+            return self.model.embed(audio).float().cpu().numpy()
 
     def embed_windows(self, windows: Iterable[Window]) -> tuple[np.ndarray, np.ndarray, float]:
         """``(vectors (windows, sources, dim), starts (windows,), seconds of audio)``, in batches."""
@@ -107,7 +122,7 @@ class Embedder:
     def embed_file(self, path: str | Path, track_id: str | None = None) -> TrackEmbedding:
         """The embeddings of an audio file (any format soundfile or ffmpeg decodes, any rate/channels)."""
         path = Path(path)
-        fingerprint = audio_fingerprint(path, self.model_digest, self.window, self.hop)
+        fingerprint = self.fingerprint(path)
         vectors, starts, duration = self.embed_windows(
             stream_windows(path, self.sample_rate, self.window_samples, self.hop_samples))
         return TrackEmbedding(track_id or path.name, self.sources, vectors, starts, duration,
@@ -131,7 +146,8 @@ def index_embedder(index: Index, model: str | Path | None = None, device: str = 
         raise SearchIndexError("the index records no model: give --model to embed audio queries")
     embedder = Embedder.from_pretrained(model_path, device=device,
                                         window=index.model.get("window", WINDOW_SECONDS),
-                                        hop=index.model.get("hop", HOP_SECONDS))
+                                        hop=index.model.get("hop", HOP_SECONDS),
+                                        dtype=index.model.get("dtype", "float32"))
     if index.model.get("model_digest") and embedder.model_digest != index.model["model_digest"]:
         raise SearchIndexError(f"{model_path} is not the model the index was built with "
                                f"({index.model.get('model_path')}): its vectors would not be comparable")

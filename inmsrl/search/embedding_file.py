@@ -38,10 +38,14 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def audio_fingerprint(path: str | Path, model_digest: str, window: float, hop: float) -> str:
-    """What a track's embeddings depend on: the model, the windowing and the audio file (size, mtime)."""
+def audio_fingerprint(path: str | Path, model_digest: str, window: float, hop: float,
+                      dtype: str = "float32") -> str:
+    """What a track's embeddings depend on: the model, the windowing, the precision of the arithmetic
+    and the audio file (size, mtime)."""
     stat = os.stat(path)
     text = f"{model_digest}|{window!r}|{hop!r}|{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    if dtype != "float32":  # (float32 fingerprints are those of files embedded before the option)
+        text += f"|{dtype}"
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
