@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 WINDOW_SECONDS = 10.0  # the MES segments of the paper's evaluation
 HOP_SECONDS = 5.0
-
-
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

@@ -3,10 +3,10 @@
 An approximate query reads every track's mean vector and a few thousand scattered catalogue windows;
 in numpy that means copying the windows out (a fancy index) before a matrix product, and at a million
 windows the copying, and the many small numpy steps around it, cost more than the arithmetic. These
-kernels compute the weighted distances ``Σ_s w_s ‖q_s − x_s‖`` straight from the (memory-mapped)
-arrays: the mean scan (8-bit means) and the candidates' windows (16-bit codes: reading them is what
-bounds that kernel) in float32, the tracks shared out among the threads; then (for exact search too)
-each shortlisted track's best pair in float64 from the stored float32 vectors. One call runs at a time: a
+kernels compute the weighted distances ``Σ_s w_s ‖q_s − x_s‖`` in place, without copies: the scan of
+the 8-bit track means and the candidates' windows from 16-bit codes (half the memory to read) in
+float32, the tracks shared out among the threads; then (for exact search too) each shortlisted track's
+best pair in float64 from the stored, memory-mapped float32 vectors. One call runs at a time: a
 threaded server may search from several threads, and not every numba threading layer allows parallel
 kernels to be launched concurrently.
 """
@@ -102,7 +102,7 @@ def window_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, query
     ``firsts[t] + k`` (``k < counts[t]``), whose vectors are stored in 16 bits, ``low + step * codes``
     per dimension: ``codes`` (sources, windows, dim) uint16, ``low``/``step`` (sources, dim). Computed
     from the differences ``q − x`` (no cancellation: the rounding is a small fraction of the distance);
-    16-bit codes halve the memory read, which is what bounds this kernel."""
+    16-bit codes halve the memory it reads."""
     with _ONE_AT_A_TIME:
         _window_distances(codes, low, step, query, sources, weights, firsts, counts, offsets, out)
 
