@@ -395,25 +395,24 @@ class Index:
         A sum of ``dim`` products in any order errs by at most ``γ`` times the sum of their magnitudes,
         ``γ ≈ (dim + 4)ε`` with the few roundings around it (taken twice, to spare the argument).
         ``coded``: computed by the compiled kernel from the differences ``q − x̂`` of the 16-bit windows
-        ``x̂ = low + step ⊙ code`` (``_window_codes``), so the squared distance errs by at most
-        ``γ‖q − x̂‖²`` and the distance by ``γ(‖q‖ + ‖x̂‖)``, with ``γ‖low‖`` more for forming the
-        differences, and ``‖x − x̂‖`` for the codes. Otherwise as ``‖q‖² + ‖x‖² − 2q·x`` (matrix products),
-        which errs by up to ``γ(‖q‖ + ‖x‖)²`` however small the distance, so the distance by the square
-        root of that."""
+        ``x̂ = low + step ⊙ code`` (``_window_codes``, which measures the norms and errors this needs),
+        so the squared distance errs by at most ``γ‖q − x̂‖²`` and the distance by ``γ(‖q‖ + ‖x̂‖)``, with
+        ``γ‖low‖`` more for forming the differences, and ``‖x − x̂‖`` for the codes. Otherwise as
+        ``‖q‖² + ‖x‖² − 2q·x`` (matrix products), which errs by up to ``γ(‖q‖ + ‖x‖)²`` however small the
+        distance, so the distance by the square root of that."""
         gamma = 2.0 * (self.vectors.shape[-1] + 4) * FLOAT32_EPS
+        sources = weights.sources
+        q = query[:, sources]
+        query_norm = np.sqrt(np.einsum("wsd,wsd->ws", q, q, dtype=np.float64).max(axis=0))
+        if coded:
+            *_, error, decoded_norm, low_norm = self._window_codes(sources)
+            return float(weights.weights @ (gamma * (query_norm + decoded_norm[sources] + low_norm[sources])
+                                            + error[sources]))
         if self._norm_max is None:
             self._norm_max = np.full(len(self.sources), np.nan)
-        norm_max = self._norm_max[weights.sources]
-        for position in np.flatnonzero(np.isnan(norm_max)):
-            s = weights.sources[position]
-            self._norm_max[s] = norm_max[position] = np.sqrt(self._norms_of(s).max())
-        q = query[:, weights.sources]
-        reach = np.sqrt(np.einsum("wsd,wsd->ws", q, q, dtype=np.float64).max(axis=0)) + norm_max
-        if not coded:
-            return float(weights.weights @ reach) * (np.sqrt(gamma) + gamma)
-        *_, error, low_norm = self._window_codes(weights.sources)
-        error, low_norm = error[weights.sources], low_norm[weights.sources]
-        return float(weights.weights @ (gamma * (reach + error + low_norm) + error))
+        for s in sources[np.isnan(self._norm_max[sources])]:
+            self._norm_max[s] = np.sqrt(self._norms_of(s).max())  # (the matrix products need the norms)
+        return float(weights.weights @ (query_norm + self._norm_max[sources])) * (np.sqrt(gamma) + gamma)
 
     def search(self, query: TrackEmbedding | str, weights: str | Mapping[str, float] | None = None,
                k: int = 10, approximate: bool = False, candidates: int = 100,
@@ -506,15 +505,16 @@ class Index:
     def _window_codes(self, sources: np.ndarray) -> tuple[np.ndarray, ...]:
         """Every window's vectors in 16 bits, for the approximate search's float32 pass (half the memory
         to read): codes ``(sources, windows, dim)``, each dimension's offset and step ``(sources, dim)``,
-        and for the rounding bound, the largest error ``‖x − x̂‖`` of a window's decoded vector and the
-        offsets' norms ``(sources,)``; those of ``sources`` are computed on first use."""
+        and for the rounding bound, the largest error ``‖x − x̂‖`` of a window's decoded vector, the
+        largest ``‖x̂‖`` and the offsets' norms ``(sources,)``; those of ``sources`` are computed on first
+        use, in one pass over the vectors."""
         with self._lazy:
             if self._codes is None:
                 shape = (len(self.sources), self.vectors.shape[-1])
                 self._codes = (np.zeros((shape[0], self.num_windows, shape[1]), np.uint16),
-                               np.zeros(shape, np.float32), np.zeros(shape, np.float32), np.zeros(shape[0]),
-                               np.zeros(shape[0]))
-            codes, low, step, error, low_norm = self._codes
+                               np.zeros(shape, np.float32), np.zeros(shape, np.float32),
+                               *(np.zeros(shape[0]) for _ in range(3)))
+            codes, low, step, error, decoded_norm, low_norm = self._codes
             for s in set(sources.tolist()) - self._codes_done:
                 vectors = self.vectors[s]
                 low[s] = np.min([vectors[b:b + CHUNK_WINDOWS].min(axis=0)
@@ -528,6 +528,7 @@ class Index:
                     codes[s, b:b + CHUNK_WINDOWS] = code
                     decoded = low[s].astype(np.float64) + step[s].astype(np.float64) * code
                     error[s] = max(error[s], float(np.sqrt(((chunk - decoded) ** 2).sum(axis=1).max())))
+                    decoded_norm[s] = max(decoded_norm[s], float(np.sqrt((decoded ** 2).sum(axis=1).max())))
                 low_norm[s] = np.linalg.norm(low[s].astype(np.float64))
                 self._codes_done.add(s)
         return self._codes
