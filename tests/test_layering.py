@@ -1,6 +1,6 @@
 """The package's import rule: a module imports only from its own layer or the layers below it.
 
-Layers, lowest first (docs/design.md §2): version/environment → audio → data → models → tasks/train →
+Layers, lowest first (docs/design.md §2): version/environment/memory → audio → data → models → tasks/train →
 eval → search → bin. An upward import would make the low layers drag in the whole toolkit and tie their
 tests to it; this test reads every module's imports without running them.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-LAYERS = {"version": 0, "environment": 0, "audio": 1, "data": 2, "models": 3, "tasks": 4, "train": 4,
-          "eval": 5, "search": 6, "bin": 7}
+LAYERS = {"version": 0, "environment": 0, "memory": 0, "audio": 1, "data": 2, "models": 3, "tasks": 4,
+          "train": 4, "eval": 5, "search": 6, "bin": 7}
 PACKAGE = Path(__file__).resolve().parents[1] / "inmsrl"
 
 

@@ -28,7 +28,14 @@ from inmsrl.models import (
     build_model,
     num_parameters,
 )
-from inmsrl.models.unet import DecoderLayer, UNetDecoder, UNetEncoder, encoded_size, fold_batch_norms
+from inmsrl.models.unet import (
+    DecoderLayer,
+    PolyphaseConvTranspose,
+    UNetDecoder,
+    UNetEncoder,
+    encoded_size,
+    fold_batch_norms,
+)
 
 SLAKH = ["drums", "bass", "piano", "guitar", "residuals"]
 MUSDB = ["vocals", "drums", "bass", "other"]
@@ -442,6 +449,7 @@ def test_folding_batch_norms_keeps_the_embeddings(kind):
         folded = fold_batch_norms(model)
         got = folded.embed(mixture)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, PolyphaseConvTranspose) for m in folded.modules())  # the mask layers
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="eval mode"):
         fold_batch_norms(tiny(kind))
@@ -522,3 +530,14 @@ def test_separators_can_read_the_magnitude_in_decibels():
     torch.testing.assert_close(quiet, 0.25 * loud, atol=1e-3, rtol=1e-3)
     cascade = tiny("cascade", input={"scale": "db", "standardize": True})
     assert cascade.separator.separators["drums"].input_scale.scale == "db"
+
+
+@pytest.mark.parametrize("in_channels,out_channels,bias", [(6, 1, True), (4, 3, False)])
+def test_polyphase_transposed_convolution_equals_the_transposed_convolution(in_channels, out_channels, bias):
+    conv = nn.ConvTranspose2d(in_channels, out_channels, 5, 2, 2, output_padding=1, bias=bias)
+    for height, width in ((1, 1), (7, 10), (13, 9)):
+        x = torch.randn(2, in_channels, height, width)
+        with torch.inference_mode():
+            torch.testing.assert_close(PolyphaseConvTranspose(conv)(x), conv(x), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="polyphase"):
+        PolyphaseConvTranspose(nn.ConvTranspose2d(4, 1, 3, 2, 1, output_padding=1))

@@ -105,8 +105,10 @@ def run(args: argparse.Namespace) -> int:
     from inmsrl.environment import compute_devices
     from inmsrl.eval.embeddings import EmbeddingFileError, EmbeddingSet, embed_items, part_path, part_rows
     from inmsrl.eval.testsets import TestSetError
+    from inmsrl.memory import reuse_freed_memory
     from inmsrl.tasks.common import TaskConfigError
 
+    reuse_freed_memory()  # every batch frees and makes the same large tensors again
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     out = Path(args.out)
     try:

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from inmsrl.audio.io import AudioReadError
     from inmsrl.audio.stream import find_audio_files, read_scp
+    from inmsrl.memory import reuse_freed_memory
     from inmsrl.models.pretrained import ModelFileError
     from inmsrl.search.embedder import Embedder
     from inmsrl.search.embedding_file import output_path
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     except (ModelFileError, OSError, ValueError) as err:
         print(f"inmsrl embed-files: {err}", file=sys.stderr)
         return 1
+    reuse_freed_memory()  # every batch frees and makes the same large tensors again
     done = kept = 0
     failed: list[tuple[Path, str]] = []
     progress = tqdm(files, desc=f"embedding (part {args.part}/{args.num_parts})", unit="file",

@@ -18,8 +18,9 @@ the sigmoid.
 
 All blocks take ``(batch, channels, freq, time)`` and work in either memory format.
 :func:`fold_batch_norms` prepares a trained model for inference only: each BatchNorm, a per-channel
-affine map in eval mode, is folded into the convolution before it, and the activations work in place
-(the same outputs up to float rounding; ``bench/search.py`` measures the embedding speed it gives).
+affine map in eval mode, is folded into the convolution before it, the activations work in place, and
+the mask layer's transposed convolution takes its polyphase form (:class:`PolyphaseConvTranspose`).
+The outputs are the same up to float rounding; ``bench/search.py`` measures the embedding speed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -100,6 +102,36 @@ def crop_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return x[..., :height, :width]
 
 
+class PolyphaseConvTranspose(nn.Module):
+    """A decoder's ConvTranspose2d (5×5, stride 2, padding 2, output padding 1) as one 3×3 convolution.
+
+    Output pixel ``(2i + a, 2j + b)`` of the transposed convolution sums input pixels ``(i + 1 - u,
+    j + 1 - v)`` for ``u, v`` in 0..2 times kernel taps ``(4 - 2u + a, 4 - 2v + b)`` (those inside the
+    5×5 kernel). So a 3×3 convolution with padding 1 and four output channels per channel, one per
+    phase ``(a, b)``, followed by :func:`~torch.nn.functional.pixel_shuffle`, gives the same sums. For
+    the mask layer (one output channel from many) oneDNN's transposed convolution is slow on the CPU,
+    and this form takes about a third of its time at paper size; it stays an inference-only
+    rewrite of a trained layer, whose parameters keep the transposed layout.
+    """
+
+    def __init__(self, conv: nn.ConvTranspose2d):
+        super().__init__()
+        if (conv.kernel_size, conv.stride, conv.padding, conv.output_padding, conv.dilation, conv.groups) != (
+                (KERNEL_SIZE,) * 2, (STRIDE,) * 2, (PADDING,) * 2, (STRIDE - 1,) * 2, (1, 1), 1):
+            raise ValueError(f"only the decoder's transposed convolution has a polyphase form here, "
+                             f"got {conv}")
+        in_channels, out_channels = conv.weight.shape[:2]
+        # taps k = 4 - 2u + a: pad the kernel to 6 so that k = 2q + a with q = 2 - u
+        taps = F.pad(conv.weight.detach(), (0, 1, 0, 1)).reshape(in_channels, out_channels, 3, 2, 3, 2)
+        weight = taps.flip(2, 4).permute(1, 3, 5, 0, 2, 4).reshape(4 * out_channels, in_channels, 3, 3)
+        self.weight = nn.Parameter(weight.contiguous(), requires_grad=False)
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(out_channels)
+        self.bias = nn.Parameter(bias.repeat_interleave(4), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias, padding=1), STRIDE)
+
+
 class DecoderLayer(nn.Module):
     """ConvTranspose2d 5×5 stride 2 (exact doubling), crop to the skip size, then BN → activation →
     dropout. ``final`` keeps only the transposed convolution: the mask-logit layer."""
@@ -128,7 +160,9 @@ class DecoderLayer(nn.Module):
 
     def fold_batch_norm(self) -> None:
         """Inference only: fold the BatchNorm into the transposed convolution (it commutes with the
-        crop: both act per channel), activate in place."""
+        crop: both act per channel), activate in place; the mask layer becomes polyphase."""
+        if not len(self.post) and isinstance(self.conv, nn.ConvTranspose2d):
+            self.conv = PolyphaseConvTranspose(self.conv)
         if len(self.post) and isinstance(self.post[0], nn.BatchNorm2d):
             self.conv = fuse_conv_bn_eval(self.conv, self.post[0], transpose=True)
             self.post[0] = nn.Identity()
@@ -175,7 +209,8 @@ class UNetDecoder(nn.Module):
 
 def fold_batch_norms(model: nn.Module) -> nn.Module:
     """``model`` (in eval mode, for inference only: it can no longer be trained) with every U-Net layer's
-    BatchNorm folded into its convolution and in-place activations; returned for chaining."""
+    BatchNorm folded into its convolution, in-place activations and polyphase mask layers; returned for
+    chaining."""
     if model.training:
         raise ValueError("fold BatchNorms of a model in eval mode only (they fold their running statistics)")
     for module in model.modules():
