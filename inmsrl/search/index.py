@@ -402,8 +402,8 @@ class Index:
         distance, so the distance by the square root of that."""
         gamma = 2.0 * (self.vectors.shape[-1] + 4) * FLOAT32_EPS
         sources = weights.sources
-        q = query[:, sources]
-        query_norm = np.sqrt(np.einsum("wsd,wsd->ws", q, q, dtype=np.float64).max(axis=0))
+        q = query[:, sources].astype(np.float64)
+        query_norm = np.sqrt((q * q).sum(axis=-1).max(axis=0))
         if coded:
             *_, error, decoded_norm, low_norm = self._window_codes(sources)
             return float(weights.weights @ (gamma * (query_norm + decoded_norm[sources] + low_norm[sources])
@@ -469,15 +469,14 @@ class Index:
             self.vectors, vectors, w.sources, w.weights, best, firsts, counts, starts[shortlist],
             minima[shortlist] + slack)
         top = np.argsort(distances, kind="stable")[:k]
-        hits = []
-        for rank, position in enumerate(top, start=1):
-            window, q = int(windows[position]), int(query_windows[position])
-            entry = self.tracks[tracks[shortlist[position]]]
-            hits.append(Hit(rank, entry.track_id, entry.path, float(distances[position]),
-                            float(query.starts[q]), float(self.starts[window]),
-                            {self.sources[s]: float(d) for s, d in zip(w.sources, per_source[position],
-                                                                        strict=True)}))
-        return hits
+        names = [self.sources[s] for s in w.sources]
+        columns = zip(tracks[shortlist[top]].tolist(), distances[top].tolist(),
+                      np.asarray(query.starts, np.float64)[query_windows[top]].tolist(),
+                      np.asarray(self.starts[windows[top]], np.float64).tolist(), per_source[top].tolist(),
+                      strict=True)
+        return [Hit(rank, self.tracks[track].track_id, self.tracks[track].path, distance, query_time,
+                    match_time, dict(zip(names, each, strict=True)))
+                for rank, (track, distance, query_time, match_time, each) in enumerate(columns, start=1)]
 
     # ----------------------------------------------------------------------------- approximate
     def _track_means(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -568,14 +567,20 @@ class Index:
         if len(w.primary) < len(w.sources):  # light weights: first narrow down by the heavy ones
             tracks = self._nearest_means(query, w.primary, w.primary_weights32, tracks,
                                          PRIMARY_FACTOR * count)
-        chosen = [self._nearest_means(query, w.sources, w.weights32, tracks, count)]
-        if window_count > 0:
-            for s, share in zip(w.primary, w.shares, strict=True):
-                nearest = min(max(1, round(window_count * share)), self.num_windows)
-                _, ids = self._hnsw_of(self.sources[s]).search(np.ascontiguousarray(query[:, s]), nearest,
-                                                               params=_hnsw_parameters(nearest))
-                chosen.append(self.window_track[ids[ids >= 0]])
-        return np.unique(np.concatenate(chosen))
+        found = np.sort(np.concatenate([self._nearest_means(query, w.sources, w.weights32, tracks, count),
+                                        *self._window_neighbours(query, w, window_count)]))
+        return found[np.concatenate(([True], found[1:] != found[:-1]))]  # unique (np.unique is slower here)
+
+    def _window_neighbours(self, query: np.ndarray, w: Weighting, window_count: int) -> list[np.ndarray]:
+        """The tracks of the windows nearest to each query window in each heavy instrument's HNSW graph
+        (``window_count`` for the heaviest, proportionally fewer for lighter ones)."""
+        found = []
+        for s, share in zip(w.primary, w.shares, strict=True) if window_count > 0 else ():
+            nearest = min(max(1, round(window_count * share)), self.num_windows)
+            _, ids = self._hnsw_of(self.sources[s]).search(np.ascontiguousarray(query[:, s]), nearest,
+                                                           params=_hnsw_parameters(nearest))
+            found.append(self.window_track[ids[ids >= 0]])
+        return found
 
     def _nearest_means(self, query: np.ndarray, sources: np.ndarray, weights32: np.ndarray,
                        tracks: np.ndarray, count: int) -> np.ndarray:
