@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import multiprocessing
 import pstats
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -86,19 +88,28 @@ def catalogue(windows: int, seed: int = 0):
     return Index.build(tracks)
 
 
-def search_speed(windows: int, queries: int, candidates: int, window_candidates: int, approximate: bool,
-                 profile: int = 0) -> list[dict[str, float]]:
+def probe_set(index, rng: np.random.Generator, queries: int) -> list:
+    """One-window queries, each near a random catalogue window."""
     from inmsrl.search.embedding_file import TrackEmbedding
 
+    picks = rng.integers(index.num_windows, size=queries)
+    return [TrackEmbedding("q", SOURCES, np.asarray(index.vectors[:, i:i + 1]).transpose(1, 0, 2)
+                           + 0.3 * rng.standard_normal((1, len(SOURCES), DIM), dtype=np.float32), [0.0], 10.0)
+            for i in picks]
+
+
+def evict_caches(megabytes: int) -> None:
+    """Write more memory than the CPU caches hold, so that what follows starts from main memory."""
+    np.ones(megabytes * 2**18, np.float32).sum()
+
+
+def search_speed(windows: int, queries: int, candidates: int, window_candidates: int, approximate: bool,
+                 profile: int = 0, cold_passes: int = 0, evict_mb: int = 1024) -> list[dict[str, float]]:
     build = time.perf_counter()
     index = catalogue(windows)
     build = time.perf_counter() - build
     rng = np.random.default_rng(1)
-    picks = rng.integers(index.num_windows, size=queries)
-    probes = [TrackEmbedding("q", SOURCES, np.asarray(index.vectors[:, i:i + 1]).transpose(1, 0, 2)
-                             + 0.3 * rng.standard_normal((1, len(SOURCES), DIM), dtype=np.float32),
-                             [0.0], 10.0)
-              for i in picks]
+    probes = probe_set(index, rng, queries)
     rows = []
     for weights in ("piano=1", "piano=0.7,drums=0.3"):
         index.search(probes[0], weights, k=10)  # compiles the kernels (once, then cached on disk)
@@ -117,6 +128,15 @@ def search_speed(windows: int, queries: int, candidates: int, window_candidates:
             row["approx_qps"] = queries / (time.perf_counter() - start)
             row["recall@10"] = float(np.mean([len(set(a) & set(e)) / 10
                                               for a, e in zip(found, exact, strict=True)]))
+            rates = []
+            for _ in range(cold_passes):  # fresh queries each time, after the caches are evicted
+                fresh = probe_set(index, rng, queries)
+                evict_caches(evict_mb)
+                start = time.perf_counter()
+                for q in fresh:
+                    index.search(q, weights, **options)
+                rates.append(queries / (time.perf_counter() - start))
+            row["cold_qps"] = float(np.median(rates)) if rates else float("nan")
             if profile:  # where an approximate query's time goes (a separate pass: profiling slows it)
                 profiler = cProfile.Profile()
                 profiler.enable()
@@ -127,7 +147,32 @@ def search_speed(windows: int, queries: int, candidates: int, window_candidates:
                 pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(profile)
                 row["profile"] = text.getvalue()
         rows.append(row)
+    if approximate:
+        rows[-1]["graph_walk_us"] = graph_walk_speed(index, probes, evict_mb)
     return rows
+
+
+def graph_walk_speed(index, probes, evict_mb: int, source: str = "piano", neighbours: int = 16,
+                     rounds: int = 2) -> dict[str, float]:
+    """Microseconds per HNSW search of ``neighbours`` windows, each pass starting with the caches
+    evicted: the index's graph (moved into huge pages) against a copy of it that faiss allocates in
+    ordinary 4 KiB pages."""
+    import faiss
+
+    from inmsrl.search.index import _hnsw_parameters
+
+    graph = index._hnsw_of(source)
+    copy = faiss.clone_index(graph)
+    queries = [np.ascontiguousarray(q.vectors[:, SOURCES.index(source)]) for q in probes]
+    times: dict[str, list[float]] = {"4 KiB pages": [], "huge pages": []}
+    for _ in range(rounds):
+        for name, walked in (("4 KiB pages", copy), ("huge pages", graph)):
+            evict_caches(evict_mb)
+            start = time.perf_counter()
+            for q in queries:
+                walked.search(q, neighbours, params=_hnsw_parameters(neighbours))
+            times[name].append((time.perf_counter() - start) / len(queries) * 1e6)
+    return {name: float(np.median(values)) for name, values in times.items()}
 
 
 def main() -> None:
@@ -146,13 +191,22 @@ def main() -> None:
                         help="approximate: tracks by nearest means per query window [100]")
     parser.add_argument("--window-candidates", type=int, default=16,
                         help="approximate: nearest windows in the HNSW graph per query window [16]")
+    parser.add_argument("--cold-passes", type=int, default=5,
+                        help="approximate: passes of fresh queries, each after the caches are evicted; "
+                             "their median q/s is the 'cold' column [5]")
+    parser.add_argument("--evict-mb", type=int, default=1024,
+                        help="memory written to evict the caches, more than the CPU's last-level cache "
+                             "[1024]")
     parser.add_argument("--skip-embed", action="store_true")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also print the N functions taking most of the approximate queries' time")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     if not args.skip_embed:
-        rows = embed_speed(args.size, args.device, args.audio_seconds, args.batch_size, args.dtypes)
+        # in a process of its own: embed-files' allocator setting (inmsrl.memory) must not reach the search
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
+            rows = process.submit(embed_speed, args.size, args.device, args.audio_seconds, args.batch_size,
+                                  args.dtypes).result()
         print(f"\nembed-files, {args.size} Cascade, {args.audio_seconds:g} s stereo 48 kHz file, "
               f"10 s windows every 5 s ({rows[0]['windows']} windows), batch {args.batch_size}:")
         for row in rows:
@@ -161,16 +215,25 @@ def main() -> None:
                   f"{row['x_real_time']:5.1f}× real time; "
                   f"vectors from {rows[0]['dtype']}'s: median {100 * row['median_difference']:.2f} %, "
                   f"max {100 * row['max_difference']:.2f} % of their length")
-    print(f"\n{'windows':>9} {'weights':<20} {'exact q/s':>10} {'approx q/s':>11} {'recall@10':>10} "
-          f"{'first query s':>14}")
+    print("\napproximate q/s: 'first pass', the first queries after the index is ready; 'cold', the "
+          f"median of {args.cold_passes} passes of fresh queries, each after evicting the caches "
+          f"({args.evict_mb} MB)")
+    print(f"{'windows':>9} {'weights':<20} {'exact q/s':>10} {'first pass':>11} {'cold':>8} "
+          f"{'recall@10':>10} {'first query s':>14}")
     for size in args.sizes:
         for row in search_speed(size, args.queries, args.candidates, args.window_candidates,
-                                approximate=True, profile=args.profile):
+                                approximate=True, profile=args.profile, cold_passes=args.cold_passes,
+                                evict_mb=args.evict_mb):
             print(f"{row['windows']:>9} {row['weights']:<20} {row['exact_qps']:>10.1f} "
-                  f"{row['approx_qps']:>11.1f} "
+                  f"{row['approx_qps']:>11.1f} {row['cold_qps']:>8.1f} "
                   f"{row['recall@10']:>10.3f} {row['first_query_s']:>14.1f}", flush=True)
             if "profile" in row:
                 print(row["profile"], flush=True)
+            if "graph_walk_us" in row:
+                walk = row["graph_walk_us"]
+                print(f"{'':>9} HNSW walk of 16 neighbours, caches evicted first: "
+                      + ", ".join(f"{name} {us:.0f} µs" for name, us in walk.items())
+                      + f" ({walk['4 KiB pages'] / walk['huge pages']:.2f}×)", flush=True)
 
 
 if __name__ == "__main__":

@@ -202,3 +202,23 @@ def test_bad_weights_are_errors_that_say_what_is_wrong(text, message):
 def test_no_weights_weigh_every_instrument_alike():
     assert parse_weights(None, SOURCES) == dict.fromkeys(SOURCES, 1.0)
     assert parse_weights(" piano = 0.5 , drums=2", SOURCES) == {"piano": 0.5, "drums": 2.0}
+
+
+def test_an_hnsw_graph_moves_into_huge_pages_and_finds_the_same_windows():
+    # faiss's memory is not advised for huge pages; the index moves its graphs there (a walk from cold
+    # caches is much faster at a million windows). This reads faiss's layout: a new one must be noticed.
+    faiss = pytest.importorskip("faiss")
+    from test_memory import huge_pages_possible
+
+    from inmsrl.search.index import graph_in_huge_pages
+
+    if not huge_pages_possible():
+        pytest.skip("MADV_COLLAPSE: Linux 6.1 or later with transparent huge pages")
+    rng = np.random.default_rng(21)
+    graph = faiss.IndexHNSWFlat(64, 32)
+    graph.add(rng.standard_normal((20_000, 64), dtype=np.float32))  # 5 MB of vectors and of neighbour lists
+    queries = rng.standard_normal((20, 64), dtype=np.float32)
+    before = graph.search(queries, 5)
+    assert graph_in_huge_pages(graph)
+    after = graph.search(queries, 5)
+    np.testing.assert_array_equal(after[1], before[1])

@@ -110,8 +110,8 @@ class PolyphaseConvTranspose(nn.Module):
     5×5 kernel). So a 3×3 convolution with padding 1 and four output channels per channel, one per
     phase ``(a, b)``, followed by :func:`~torch.nn.functional.pixel_shuffle`, gives the same sums. For
     the mask layer (one output channel from many) oneDNN's transposed convolution is slow on the CPU,
-    and this form takes about a third of its time at paper size; it stays an inference-only
-    rewrite of a trained layer, whose parameters keep the transposed layout.
+    and this form is several times faster at paper size (the wider layers are faster as they are). It
+    is an inference-only rewrite of a trained layer, whose parameters keep the transposed layout.
     """
 
     def __init__(self, conv: nn.ConvTranspose2d):

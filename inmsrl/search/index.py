@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from inmsrl.memory import use_huge_pages
 from inmsrl.search.embedding_file import TrackEmbedding
 
 MANIFEST = "manifest.json"
@@ -529,6 +530,7 @@ class Index:
                     error[s] = max(error[s], float(np.sqrt(((chunk - decoded) ** 2).sum(axis=1).max())))
                     decoded_norm[s] = max(decoded_norm[s], float(np.sqrt((decoded ** 2).sum(axis=1).max())))
                 low_norm[s] = np.linalg.norm(low[s].astype(np.float64))
+                use_huge_pages(codes[s].ctypes.data, codes[s].nbytes)  # rows are read scattered
                 self._codes_done.add(s)
         return self._codes
 
@@ -548,6 +550,7 @@ class Index:
                     graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
                     for begin in range(0, len(vectors), CHUNK_WINDOWS):
                         graph.add(np.ascontiguousarray(vectors[begin:begin + CHUNK_WINDOWS], np.float32))
+                graph_in_huge_pages(graph)
                 self._hnsw[name] = graph
         return self._hnsw[name]
 
@@ -610,6 +613,20 @@ class Index:
         kernels.window_distances(codes, low, step, query, w.sources, w.weights32, firsts, counts, offsets,
                                  best)
         return best, tracks, offsets
+
+
+def graph_in_huge_pages(graph: Any) -> bool:
+    """Move a faiss HNSW graph's neighbour lists and vectors into huge pages (:mod:`inmsrl.memory`):
+    its walk reads them at random, and faiss's memory is not advised for huge pages otherwise."""
+    import faiss
+
+    try:
+        neighbours = graph.hnsw.neighbors
+        vectors = faiss.downcast_index(graph.storage).codes
+        ranges = [(int(neighbours.data()), neighbours.size() * 4), (int(vectors.data()), vectors.size())]
+    except (AttributeError, TypeError):  # another faiss layout: leave it as it is
+        return False
+    return all([use_huge_pages(address, size) for address, size in ranges])
 
 
 @functools.lru_cache(maxsize=64)
