@@ -1,14 +1,13 @@
 """How the process's large blocks of memory are kept: freed ones reused, searched ones in huge pages.
 
-**Freed memory reused** (glibc only).
-glibc's ``malloc`` serves every block over its mmap threshold (at most 32 MB) with a fresh ``mmap``
-and returns it with ``munmap`` when freed. A paper-size U-Net makes and frees tensors of hundreds of
-megabytes in every forward pass, so each pass page-faults all of them in again and the kernel zeroes
-them: a paper-size Cascade embeds about a fifth faster without that on the CPU (``bench/search.py``
-runs with and without). Serving
-them from the heap and never trimming it makes the pages stay mapped; the cost is that the process
-keeps its peak memory until it exits, which suits a command that embeds a catalogue and ends. This
-is what a caching allocator (jemalloc, tcmalloc) preloaded by hand would give, without the preload.
+**Freed memory reused** (glibc only). glibc's ``malloc`` serves every block over its mmap threshold
+(at most 32 MB) with a fresh ``mmap`` and returns it with ``munmap`` when freed. A paper-size U-Net
+makes and frees tensors of hundreds of megabytes in every forward pass, so each pass page-faults all
+of them in again and the kernel zeroes them: a paper-size Cascade embeds about a fifth faster on the
+CPU without that (``bench/search.py`` runs with and without). Serving them from the heap and never
+trimming it keeps the pages mapped; the cost is that the process keeps its peak memory until it
+exits, which suits a command that embeds a catalogue and ends. This is what a caching allocator
+(jemalloc, tcmalloc) preloaded by hand would give, without the preload.
 
 **Huge pages** (Linux 6.1 and later). A search walks a graph of a million windows and reads scattered
 rows of large arrays: with 4 KiB pages nearly every read also misses the TLB and walks the page

@@ -110,7 +110,7 @@ class PolyphaseConvTranspose(nn.Module):
     5×5 kernel). So a 3×3 convolution with padding 1 and four output channels per channel, one per
     phase ``(a, b)``, followed by :func:`~torch.nn.functional.pixel_shuffle`, gives the same sums. For
     the mask layer (one output channel from many) oneDNN's transposed convolution is slow on the CPU,
-    and this form is several times faster at paper size (the wider layers are faster as they are). It
+    and this form is more than twice as fast at paper size (the wider layers are faster as they are). It
     is an inference-only rewrite of a trained layer, whose parameters keep the transposed layout.
     """
 

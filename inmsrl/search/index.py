@@ -578,7 +578,9 @@ class Index:
         """The tracks of the windows nearest to each query window in each heavy instrument's HNSW graph
         (``window_count`` for the heaviest, proportionally fewer for lighter ones)."""
         found = []
-        for s, share in zip(w.primary, w.shares, strict=True) if window_count > 0 else ():
+        if window_count <= 0:
+            return found
+        for s, share in zip(w.primary, w.shares, strict=True):
             nearest = min(max(1, round(window_count * share)), self.num_windows)
             _, ids = self._hnsw_of(self.sources[s]).search(np.ascontiguousarray(query[:, s]), nearest,
                                                            params=_hnsw_parameters(nearest))
