@@ -1,6 +1,7 @@
 """Freed memory kept for reuse, and resident memory moved into huge pages for the search."""
 
 import ctypes
+import mmap
 import os
 import platform
 import subprocess
@@ -64,10 +65,13 @@ def huge_pages_possible() -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not huge_pages_possible(),
                     reason="MADV_COLLAPSE: Linux 6.1 or later with transparent huge pages")
 def test_a_resident_range_moves_into_huge_pages_with_its_contents():
-    block = bytearray(os.urandom(16 * 2**20))  # malloc'd: 4 KiB pages, not advised for huge ones
-    address = ctypes.addressof((ctypes.c_char * len(block)).from_buffer(block))
-    before = bytes(block)
+    # private anonymous memory, as malloc maps it (whatever the allocator's settings in this process),
+    # faulted in 4 KiB pages: not advised for huge ones
+    block = mmap.mmap(-1, 16 * 2**20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    block.write(os.urandom(len(block)))
+    address = ctypes.addressof(ctypes.c_char.from_buffer(block))
+    before = block[:]
     assert use_huge_pages(address, len(block))
     assert huge_kb(address) >= 2048
-    assert bytes(block) == before
+    assert block[:] == before
     assert not use_huge_pages(address, 2**20)  # no whole 2 MiB page inside
