@@ -3,12 +3,17 @@
 1. **embed-files throughput** in × real time: a Cascade(-FT) (paper size by default, untrained weights:
    speed does not depend on them) embeds a stereo 48 kHz file through the whole path a user's file
    takes (decode, mix-down, resampling to 44.1 kHz, 10 s windows every 5 s, batches), in float32 and in
-   bfloat16 (``--dtypes``), with how far the bfloat16 vectors are from the float32 ones.
+   bfloat16 (``--dtypes``), with how far the bfloat16 vectors are from the float32 ones; the first
+   precision also with glibc's allocator as it is (embed-files reuses freed memory: inmsrl.memory).
+   It runs in a process of its own, so that the allocator setting does not reach the search.
 2. **Search** over random catalogues of 10k, 100k and 1M windows (4 instruments × 128 dimensions, 50
    windows a track; windows scattered around a per-track centre, queries near a random window, so that
    nearest neighbours mean something as they do with real embeddings): exact queries per second, and
    approximate (candidate tracks by mean vectors and HNSW window neighbours, ranked exactly) queries
-   per second with recall@10 against exact.
+   per second with recall@10 against exact: in the first pass after the index is ready, and "cold",
+   the median of ``--cold-passes`` passes of fresh queries, each after the caches are evicted. Also
+   the HNSW walk alone from evicted caches, the index's graph (in huge pages) against a copy of it in
+   the 4 KiB pages faiss allocates.
    A query is one 10 s window (a clip); weights ``piano=1`` and ``piano=0.7,drums=0.3``.
 
 Run: ``tools/venv/bin/python bench/search.py [--device cuda] [--sizes 10000 100000 1000000]``.
