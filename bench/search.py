@@ -14,6 +14,9 @@
    the median of ``--cold-passes`` passes of fresh queries, each after the caches are evicted. Also
    the HNSW walk alone from evicted caches, the index's graph (in huge pages) against a copy of it in
    the 4 KiB pages faiss allocates.
+3. **What the window graphs buy**: on a catalogue of ``--passages`` windows where one track in ten has
+   one window unlike the rest of it (a passage its mean does not show), how often a query near such a
+   passage finds its track in the top 10: exact, approximate with the window graphs, means alone.
    A query is one 10 s window (a clip); weights ``piano=1`` and ``piano=0.7,drums=0.3``.
 
 Run: ``tools/venv/bin/python bench/search.py [--device cuda] [--sizes 10000 100000 1000000]``.
@@ -38,6 +41,7 @@ import torch
 SOURCES = ("drums", "bass", "piano", "guitar")
 DIM = 128
 TRACK_WINDOWS = 50
+PASSAGE_EVERY = 10  # one track in ten has a passage unlike the rest of it
 
 
 def embed_speed(size: str, device: str, seconds: float, batch_size: int,
@@ -80,27 +84,61 @@ def embed_speed(size: str, device: str, seconds: float, batch_size: int,
     return rows
 
 
-def catalogue(windows: int, seed: int = 0):
+def catalogue(windows: int, seed: int = 0, passages: bool = False) -> tuple:
+    """The index, and the rows of its passages. With ``passages``, every ``PASSAGE_EVERY``-th track has
+    one window unlike the rest of it (around a point of its own), as a song with one passage of another
+    character has; its mean does not show it, so only the window graphs can find the track for it."""
     from inmsrl.search.embedding_file import TrackEmbedding
     from inmsrl.search.index import Index
 
     rng = np.random.default_rng(seed)
-    tracks = []
+    tracks, rows = [], []
     for t in range(windows // TRACK_WINDOWS):
         centre = rng.standard_normal((1, len(SOURCES), DIM), dtype=np.float32)
         vectors = centre + 0.5 * rng.standard_normal((TRACK_WINDOWS, len(SOURCES), DIM), dtype=np.float32)
+        if passages and t % PASSAGE_EVERY == 0:
+            where = int(rng.integers(TRACK_WINDOWS))
+            vectors[where] = rng.standard_normal((len(SOURCES), DIM), dtype=np.float32)
+            rows.append(t * TRACK_WINDOWS + where)  # tracks are indexed in order, windows contiguous
         tracks.append(TrackEmbedding(f"t{t}", SOURCES, vectors, 5.0 * np.arange(TRACK_WINDOWS), 255.0))
-    return Index.build(tracks)
+    return Index.build(tracks), np.asarray(rows, dtype=np.int64)
 
 
-def probe_set(index, rng: np.random.Generator, queries: int) -> list:
-    """One-window queries, each near a random catalogue window."""
+def probe_set(index, rng: np.random.Generator, queries: int, rows: np.ndarray | None = None) -> list:
+    """One-window queries, each near a catalogue window: random ones, or ``rows`` (one query each)."""
     from inmsrl.search.embedding_file import TrackEmbedding
 
-    picks = rng.integers(index.num_windows, size=queries)
+    picks = rng.integers(index.num_windows, size=queries) if rows is None else rows
     return [TrackEmbedding("q", SOURCES, np.asarray(index.vectors[:, i:i + 1]).transpose(1, 0, 2)
                            + 0.3 * rng.standard_normal((1, len(SOURCES), DIM), dtype=np.float32), [0.0], 10.0)
             for i in picks]
+
+
+def passages_found(windows: int, queries: int, candidates: int, window_candidates: int
+                   ) -> dict[str, dict[str, float]]:
+    """On a catalogue with passages (a separate one: their windows would change the far neighbours of
+    the other queries, and so recall@10 above), the share of queries near a passage that find its
+    track among the top 10 of approximate search with the window graphs and with the means alone
+    (``window_candidates=0``), per weighting; and with exact search, which should always find it."""
+    index, passages = catalogue(windows, seed=2, passages=True)
+    rng = np.random.default_rng(3)
+    return {weights: _passages_found(index, passages, rng, queries, weights,
+                                     {"k": 10, "approximate": True, "candidates": candidates,
+                                      "window_candidates": window_candidates})
+            for weights in ("piano=1", "piano=0.7,drums=0.3")}
+
+
+def _passages_found(index, passages: np.ndarray, rng: np.random.Generator, queries: int, weights: str,
+                    options: dict) -> dict[str, float]:
+    rows = rng.choice(passages, queries)
+    probes = probe_set(index, rng, queries, rows)
+    owners = [f"t{row // TRACK_WINDOWS}" for row in rows]
+    found = {}
+    for name, searched in (("exact search", {"k": 10}), ("window graphs", options),
+                           ("means only", {**options, "window_candidates": 0})):
+        found[name] = float(np.mean([owner in {h.track_id for h in index.search(q, weights, **searched)}
+                                     for q, owner in zip(probes, owners, strict=True)]))
+    return found
 
 
 def evict_caches(megabytes: int) -> None:
@@ -111,7 +149,7 @@ def evict_caches(megabytes: int) -> None:
 def search_speed(windows: int, queries: int, candidates: int, window_candidates: int, approximate: bool,
                  profile: int = 0, cold_passes: int = 0, evict_mb: int = 1024) -> list[dict[str, float]]:
     build = time.perf_counter()
-    index = catalogue(windows)
+    index, _ = catalogue(windows)
     build = time.perf_counter() - build
     rng = np.random.default_rng(1)
     probes = probe_set(index, rng, queries)
@@ -202,6 +240,8 @@ def main() -> None:
     parser.add_argument("--evict-mb", type=int, default=1024,
                         help="memory written to evict the caches, more than the CPU's last-level cache "
                              "[1024]")
+    parser.add_argument("--passages", type=int, default=100_000, metavar="WINDOWS",
+                        help="catalogue size of the passage check (0: none) [100000]")
     parser.add_argument("--skip-embed", action="store_true")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also print the N functions taking most of the approximate queries' time")
@@ -239,6 +279,13 @@ def main() -> None:
                 print(f"{'':>9} HNSW walk of 16 neighbours, caches evicted first: "
                       + ", ".join(f"{name} {us:.0f} µs" for name, us in walk.items())
                       + f" ({walk['4 KiB pages'] / walk['huge pages']:.2f}×)", flush=True)
+    if args.passages:
+        print(f"\n{args.passages} windows with a passage unlike the rest of the track in one track of "
+              f"{PASSAGE_EVERY}; queries near a passage (200), its track in the top 10:")
+        for weights, found in passages_found(args.passages, 200, args.candidates,
+                                             args.window_candidates).items():
+            shares = ", ".join(f"{share:.2f} with {name}" for name, share in found.items())
+            print(f"  {weights:<20} {shares}", flush=True)
 
 
 if __name__ == "__main__":
