@@ -36,9 +36,15 @@ HUGE_PAGE = 2 * 2**20
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     except (OSError, TypeError):
         return None
+    if hasattr(libc, "mallopt"):
+        libc.mallopt.argtypes, libc.mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    if hasattr(libc, "madvise"):
+        libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        libc.madvise.restype = ctypes.c_int
+    return libc
 
 
 @functools.cache
@@ -51,7 +57,6 @@ def reuse_freed_memory() -> bool:
     mallopt = getattr(_libc(), "mallopt", None)
     if mallopt is None:
         return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _INT_MAX))
 
 
@@ -64,5 +69,4 @@ def use_huge_pages(address: int, nbytes: int) -> bool:
     end = (address + nbytes) // HUGE_PAGE * HUGE_PAGE
     if madvise is None or end <= first or not sys.platform.startswith("linux"):
         return False
-    madvise.argtypes, madvise.restype = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int), ctypes.c_int
     return madvise(first, end - first, _MADV_COLLAPSE) == 0

@@ -517,10 +517,10 @@ class Index:
             codes, low, step, error, decoded_norm, low_norm = self._codes
             for s in set(sources.tolist()) - self._codes_done:
                 vectors = self.vectors[s]
-                low[s] = np.min([vectors[b:b + CHUNK_WINDOWS].min(axis=0)
-                                 for b in range(0, self.num_windows, CHUNK_WINDOWS)], axis=0)
-                high = np.max([vectors[b:b + CHUNK_WINDOWS].max(axis=0)
-                               for b in range(0, self.num_windows, CHUNK_WINDOWS)], axis=0)
+                chunks = (np.asarray(vectors[b:b + CHUNK_WINDOWS])
+                          for b in range(0, self.num_windows, CHUNK_WINDOWS))
+                ranges = np.array([(chunk.min(axis=0), chunk.max(axis=0)) for chunk in chunks])
+                low[s], high = ranges[:, 0].min(axis=0), ranges[:, 1].max(axis=0)
                 step[s] = np.maximum(high - low[s], np.finfo(np.float32).tiny) / 65535
                 for b in range(0, self.num_windows, CHUNK_WINDOWS):
                     chunk = np.asarray(vectors[b:b + CHUNK_WINDOWS], np.float64)
