@@ -13,7 +13,9 @@
    per second with recall@10 against exact: in the first pass after the index is ready, and "cold",
    the median of ``--cold-passes`` passes of fresh queries, each after the caches are evicted. Also
    the HNSW walk alone from evicted caches, the index's graph (in huge pages) against a copy of it in
-   the 4 KiB pages faiss allocates.
+   the 4 KiB pages faiss allocates. The approximate passes run before the exact ones: numpy's OpenBLAS
+   threads busy-wait for a while after exact search's matrix products, and a pass started then shares
+   a core with them (its two-thread kernels take up to twice as long).
 3. **What the window graphs buy**: on a catalogue of ``--passages`` windows where one track in ten has
    one window unlike the rest of it (a passage its mean does not show), how often a query near such a
    passage finds its track in the top 10: exact, approximate with the window graphs, means alone.
@@ -42,6 +44,7 @@ SOURCES = ("drums", "bass", "piano", "guitar")
 DIM = 128
 TRACK_WINDOWS = 50
 PASSAGE_EVERY = 10  # one track in ten has a passage unlike the rest of it
+WEIGHTINGS = ("piano=1", "piano=0.7,drums=0.3")
 
 
 def embed_speed(size: str, device: str, seconds: float, batch_size: int,
@@ -125,7 +128,7 @@ def passages_found(windows: int, queries: int, candidates: int, window_candidate
     return {weights: _passages_found(index, passages, rng, queries, weights,
                                      {"k": 10, "approximate": True, "candidates": candidates,
                                       "window_candidates": window_candidates})
-            for weights in ("piano=1", "piano=0.7,drums=0.3")}
+            for weights in WEIGHTINGS}
 
 
 def _passages_found(index, passages: np.ndarray, rng: np.random.Generator, queries: int, weights: str,
@@ -148,51 +151,66 @@ def evict_caches(megabytes: int) -> None:
 
 def search_speed(windows: int, queries: int, candidates: int, window_candidates: int, approximate: bool,
                  profile: int = 0, cold_passes: int = 0, evict_mb: int = 1024) -> list[dict[str, float]]:
+    """A row per weighting: exact q/s; approximate q/s (first pass, cold) and recall@10 against exact.
+    Every approximate pass runs before the exact ones (see the module's docstring)."""
     build = time.perf_counter()
     index, _ = catalogue(windows)
     build = time.perf_counter() - build
     rng = np.random.default_rng(1)
     probes = probe_set(index, rng, queries)
-    rows = []
-    for weights in ("piano=1", "piano=0.7,drums=0.3"):
+    rows = [{"windows": windows, "weights": weights, "build_s": build} for weights in WEIGHTINGS]
+    found = {}
+    if approximate:
+        options = {"k": 10, "approximate": True, "candidates": candidates,
+                   "window_candidates": window_candidates}
+        for row in rows:
+            found[row["weights"]] = approximate_speed(index, probes, rng, row, options, cold_passes, evict_mb,
+                                                      profile)
+    for row in rows:
+        weights = row["weights"]
         index.search(probes[0], weights, k=10)  # compiles the kernels (once, then cached on disk)
         start = time.perf_counter()
         exact = [[h.track_id for h in index.search(q, weights, k=10)] for q in probes]
-        exact_qps = queries / (time.perf_counter() - start)
-        row = {"windows": windows, "weights": weights, "exact_qps": exact_qps, "build_s": build}
+        row["exact_qps"] = queries / (time.perf_counter() - start)
         if approximate:
-            options = {"k": 10, "approximate": True, "candidates": candidates,
-                       "window_candidates": window_candidates}
-            graphs = time.perf_counter()
-            index.search(probes[0], weights, **options)  # builds the graphs and 8-bit means, compiles
-            row["first_query_s"] = time.perf_counter() - graphs
-            start = time.perf_counter()
-            found = [[h.track_id for h in index.search(q, weights, **options)] for q in probes]
-            row["approx_qps"] = queries / (time.perf_counter() - start)
             row["recall@10"] = float(np.mean([len(set(a) & set(e)) / 10
-                                              for a, e in zip(found, exact, strict=True)]))
-            rates = []
-            for _ in range(cold_passes):  # fresh queries each time, after the caches are evicted
-                fresh = probe_set(index, rng, queries)
-                evict_caches(evict_mb)
-                start = time.perf_counter()
-                for q in fresh:
-                    index.search(q, weights, **options)
-                rates.append(queries / (time.perf_counter() - start))
-            row["cold_qps"] = float(np.median(rates)) if rates else float("nan")
-            if profile:  # where an approximate query's time goes (a separate pass: profiling slows it)
-                profiler = cProfile.Profile()
-                profiler.enable()
-                for q in probes:
-                    index.search(q, weights, **options)
-                profiler.disable()
-                text = io.StringIO()
-                pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(profile)
-                row["profile"] = text.getvalue()
-        rows.append(row)
+                                              for a, e in zip(found[weights], exact, strict=True)]))
     if approximate:
         rows[-1]["graph_walk_us"] = graph_walk_speed(index, probes, evict_mb)
     return rows
+
+
+def approximate_speed(index, probes: list, rng: np.random.Generator, row: dict, options: dict,
+                      cold_passes: int, evict_mb: int, profile: int) -> list[list[str]]:
+    """Time approximate search with ``row``'s weights into ``row``: the first query (it builds the
+    graphs and 8-bit means), the first pass over ``probes``, and ``cold_passes`` passes of fresh queries
+    after evicting the caches; optionally a profile. Returns the first pass's hits, for recall."""
+    weights, queries = row["weights"], len(probes)
+    graphs = time.perf_counter()
+    index.search(probes[0], weights, **options)
+    row["first_query_s"] = time.perf_counter() - graphs
+    start = time.perf_counter()
+    found = [[h.track_id for h in index.search(q, weights, **options)] for q in probes]
+    row["approx_qps"] = queries / (time.perf_counter() - start)
+    rates = []
+    for _ in range(cold_passes):  # fresh queries each time, after the caches are evicted
+        fresh = probe_set(index, rng, queries)
+        evict_caches(evict_mb)
+        start = time.perf_counter()
+        for q in fresh:
+            index.search(q, weights, **options)
+        rates.append(queries / (time.perf_counter() - start))
+    row["cold_qps"] = float(np.median(rates)) if rates else float("nan")
+    if profile:  # where an approximate query's time goes (a separate pass: profiling slows it)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for q in probes:
+            index.search(q, weights, **options)
+        profiler.disable()
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(profile)
+        row["profile"] = text.getvalue()
+    return found
 
 
 def graph_walk_speed(index, probes, evict_mb: int, source: str = "piano", neighbours: int = 16,
