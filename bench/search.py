@@ -10,8 +10,10 @@
    windows a track; windows scattered around a per-track centre, queries near a random window, so that
    nearest neighbours mean something as they do with real embeddings): exact queries per second, and
    approximate (candidate tracks by mean vectors and HNSW window neighbours, ranked exactly) queries
-   per second with recall@10 against exact: in the first pass after the index is ready, and "cold",
-   the median of ``--cold-passes`` passes of fresh queries, each after the caches are evicted. Also
+   per second with recall@10 against exact: in the first pass after the index is ready; "steady", the
+   median of ``--passes`` passes of fresh queries run back to back, the throughput of a busy service
+   (whose index the CPU caches partly hold); and "cold", as many passes, each after the caches are
+   evicted. Also
    the HNSW walk alone from evicted caches, the index's graph (in huge pages) against a copy of it in
    the 4 KiB pages faiss allocates. The approximate passes run before the exact ones: numpy's OpenBLAS
    threads busy-wait for a while after exact search's matrix products, and a pass started then shares
@@ -150,8 +152,9 @@ def evict_caches(megabytes: int) -> None:
 
 
 def search_speed(windows: int, queries: int, candidates: int, window_candidates: int, approximate: bool,
-                 profile: int = 0, cold_passes: int = 0, evict_mb: int = 1024) -> list[dict[str, float]]:
-    """A row per weighting: exact q/s; approximate q/s (first pass, cold) and recall@10 against exact.
+                 profile: int = 0, passes: int = 0, evict_mb: int = 1024) -> list[dict[str, float]]:
+    """A row per weighting: exact q/s; approximate q/s (first pass, steady, cold) and recall@10 against
+    exact.
     Every approximate pass runs before the exact ones (see the module's docstring)."""
     build = time.perf_counter()
     index, _ = catalogue(windows)
@@ -164,7 +167,7 @@ def search_speed(windows: int, queries: int, candidates: int, window_candidates:
         options = {"k": 10, "approximate": True, "candidates": candidates,
                    "window_candidates": window_candidates}
         for row in rows:
-            found[row["weights"]] = approximate_speed(index, probes, rng, row, options, cold_passes, evict_mb,
+            found[row["weights"]] = approximate_speed(index, probes, rng, row, options, passes, evict_mb,
                                                       profile)
     for row in rows:
         weights = row["weights"]
@@ -181,10 +184,11 @@ def search_speed(windows: int, queries: int, candidates: int, window_candidates:
 
 
 def approximate_speed(index, probes: list, rng: np.random.Generator, row: dict, options: dict,
-                      cold_passes: int, evict_mb: int, profile: int) -> list[list[str]]:
+                      passes: int, evict_mb: int, profile: int) -> list[list[str]]:
     """Time approximate search with ``row``'s weights into ``row``: the first query (it builds the
-    graphs and 8-bit means), the first pass over ``probes``, and ``cold_passes`` passes of fresh queries
-    after evicting the caches; optionally a profile. Returns the first pass's hits, for recall."""
+    graphs and 8-bit means), the first pass over ``probes``, then ``passes`` passes of fresh queries back
+    to back and as many each after evicting the caches (median q/s of each kind); optionally a profile.
+    Returns the first pass's hits, for recall."""
     weights, queries = row["weights"], len(probes)
     graphs = time.perf_counter()
     index.search(probes[0], weights, **options)
@@ -192,15 +196,17 @@ def approximate_speed(index, probes: list, rng: np.random.Generator, row: dict, 
     start = time.perf_counter()
     found = [[h.track_id for h in index.search(q, weights, **options)] for q in probes]
     row["approx_qps"] = queries / (time.perf_counter() - start)
-    rates = []
-    for _ in range(cold_passes):  # fresh queries each time, after the caches are evicted
-        fresh = probe_set(index, rng, queries)
-        evict_caches(evict_mb)
-        start = time.perf_counter()
-        for q in fresh:
-            index.search(q, weights, **options)
-        rates.append(queries / (time.perf_counter() - start))
-    row["cold_qps"] = float(np.median(rates)) if rates else float("nan")
+    for name, evict in (("steady_qps", False), ("cold_qps", True)):
+        rates = []
+        for _ in range(passes):  # fresh queries each time
+            fresh = probe_set(index, rng, queries)
+            if evict:
+                evict_caches(evict_mb)
+            start = time.perf_counter()
+            for q in fresh:
+                index.search(q, weights, **options)
+            rates.append(queries / (time.perf_counter() - start))
+        row[name] = float(np.median(rates)) if rates else float("nan")
     if profile:  # where an approximate query's time goes (a separate pass: profiling slows it)
         profiler = cProfile.Profile()
         profiler.enable()
@@ -252,9 +258,10 @@ def main() -> None:
                         help="approximate: tracks by nearest means per query window [100]")
     parser.add_argument("--window-candidates", type=int, default=16,
                         help="approximate: nearest windows in the HNSW graph per query window [16]")
-    parser.add_argument("--cold-passes", type=int, default=5,
-                        help="approximate: passes of fresh queries, each after the caches are evicted; "
-                             "their median q/s is the 'cold' column [5]")
+    parser.add_argument("--passes", type=int, default=5,
+                        help="approximate: passes of fresh queries back to back, and as many each after "
+                             "the caches are evicted; their median q/s are the 'steady' and 'cold' "
+                             "columns [5]")
     parser.add_argument("--evict-mb", type=int, default=1024,
                         help="memory written to evict the caches, more than the CPU's last-level cache "
                              "[1024]")
@@ -278,17 +285,17 @@ def main() -> None:
                   f"{row['x_real_time']:5.1f}× real time; "
                   f"vectors from {rows[0]['dtype']}'s: median {100 * row['median_difference']:.2f} %, "
                   f"max {100 * row['max_difference']:.2f} % of their length")
-    print("\napproximate q/s: 'first pass', the first queries after the index is ready; 'cold', the "
-          f"median of {args.cold_passes} passes of fresh queries, each after evicting the caches "
-          f"({args.evict_mb} MB)")
-    print(f"{'windows':>9} {'weights':<20} {'exact q/s':>10} {'first pass':>11} {'cold':>8} "
+    print(f"\napproximate q/s: 'first pass', the first queries after the index is ready; 'steady', the "
+          f"median of {args.passes} passes of fresh queries back to back; 'cold', of {args.passes} passes "
+          f"each after evicting the caches ({args.evict_mb} MB)")
+    print(f"{'windows':>9} {'weights':<20} {'exact q/s':>10} {'first pass':>11} {'steady':>8} {'cold':>8} "
           f"{'recall@10':>10} {'first query s':>14}")
     for size in args.sizes:
         for row in search_speed(size, args.queries, args.candidates, args.window_candidates,
-                                approximate=True, profile=args.profile, cold_passes=args.cold_passes,
+                                approximate=True, profile=args.profile, passes=args.passes,
                                 evict_mb=args.evict_mb):
             print(f"{row['windows']:>9} {row['weights']:<20} {row['exact_qps']:>10.1f} "
-                  f"{row['approx_qps']:>11.1f} {row['cold_qps']:>8.1f} "
+                  f"{row['approx_qps']:>11.1f} {row['steady_qps']:>8.1f} {row['cold_qps']:>8.1f} "
                   f"{row['recall@10']:>10.3f} {row['first_query_s']:>14.1f}", flush=True)
             if "profile" in row:
                 print(row["profile"], flush=True)
