@@ -89,6 +89,26 @@ def test_approximate_search_finds_the_exact_top_ten():
     assert min(recalls.values()) >= 0.95, recalls
 
 
+@pytest.mark.parametrize("kind", ["random", "ties", "all equal", "descending", "sampled smallest"])
+def test_the_candidate_choice_keeps_the_tracks_with_the_smallest_mean_distances(kind):
+    # Approximate search keeps the `count` tracks whose means are nearest (compiled selection: a sampled
+    # threshold, then quickselect); ties go to the earlier tracks.
+    from inmsrl.search.kernels import _smallest
+
+    rng = np.random.default_rng(5)
+    values = {"random": rng.standard_normal(20000), "ties": np.round(rng.standard_normal(20000), 1),
+              "all equal": np.ones(20000), "descending": np.arange(20000.0)[::-1],
+              "sampled smallest": np.where(np.arange(20000) % 9 == 0, 0.0, 1.0 + rng.random(20000))
+              }[kind].astype(np.float32)
+    ids = np.arange(len(values)) + 7
+    for count in (1, 10, 800, 2400, 19999, 20000):
+        chosen = _smallest(values, ids, count) - 7
+        kth = np.sort(values)[count - 1]
+        ties = np.flatnonzero(values == kth)
+        expected = np.concatenate([np.flatnonzero(values < kth), ties[:count - int((values < kth).sum())]])
+        assert np.array_equal(np.sort(chosen), np.sort(expected)), (kind, count)
+
+
 @pytest.mark.parametrize("weights", ["piano=1", "piano=0.7,drums=0.3", None])
 def test_approximate_search_over_every_track_is_the_exact_search(weights):
     # With every track a candidate, the approximate mode ranks the same windows: same hits, distances

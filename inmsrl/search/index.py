@@ -421,7 +421,7 @@ class Index:
         """The ``k`` tracks nearest to ``query`` (embeddings, or the id of an indexed track).
 
         Distances are computed in float32 for every window (approximate: for the windows of the
-        candidate tracks, see ``_candidates``), then again in float64 for the windows that can be the
+        candidate tracks, see ``_candidate_distances``), then again in float64 for the windows that can be the
         best of a top-``k`` track given a bound on float32 rounding (``_rounding_slack``), so that the
         ranking, the reported distances and the window pairs are exact (in float32,
         ``‖q‖² + ‖x‖² − 2q·x`` can lose small distances entirely)."""
@@ -554,8 +554,11 @@ class Index:
                 self._hnsw[name] = graph
         return self._hnsw[name]
 
-    def _candidates(self, query: np.ndarray, w: Weighting, count: int, window_count: int) -> np.ndarray:
-        """The candidate tracks (positions in ``tracks``, ascending) of an approximate search.
+    def _candidate_distances(self, query: np.ndarray, w: Weighting, count: int, window_count: int
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The float32 distance of each window of the candidate tracks, track after track (the smallest
+        over the query windows), the candidate tracks (positions in ``tracks``, ascending), and where
+        each one's windows start in the first.
 
         Each track is first represented by its mean vectors: the ``count`` tracks whose means are
         nearest to a query window in the weighted distance (a scan of one vector a track and instrument:
@@ -563,16 +566,17 @@ class Index:
         of the heaviest are scanned only among the ``PRIMARY_FACTOR × count`` tracks that the heavy ones
         choose. A track that matches in one passage only can have its mean far off, so the tracks of
         the ``window_count`` windows nearest to each query window in the HNSW graph (faiss) of each heavy
-        instrument join them (proportionally fewer for a lighter weight)."""
+        instrument join them (proportionally fewer for a lighter weight). The rest is one compiled call
+        (``kernels.candidate_windows``)."""
+        from inmsrl.search import kernels
+
         if self._all_tracks is None:
             self._all_tracks = np.arange(len(self.tracks))
-        tracks = self._all_tracks
-        if len(w.primary) < len(w.sources):  # light weights: first narrow down by the heavy ones
-            tracks = self._nearest_means(query, w.primary, w.primary_weights32, tracks,
-                                         PRIMARY_FACTOR * count)
-        found = np.sort(np.concatenate([self._nearest_means(query, w.sources, w.weights32, tracks, count),
-                                        *self._window_neighbours(query, w, window_count)]))
-        return found[np.concatenate(([True], found[1:] != found[:-1]))]  # unique (np.unique is slower here)
+        graph_tracks = self._window_neighbours(query, w, window_count)
+        return kernels.candidate_windows(
+            self._track_means(w.sources), self._window_codes(w.sources)[:3], self.track_extents, query,
+            w.primary, w.primary_weights32, w.sources, w.weights32, self._all_tracks, PRIMARY_FACTOR * count,
+            count, np.concatenate(graph_tracks) if graph_tracks else self._all_tracks[:0])
 
     def _window_neighbours(self, query: np.ndarray, w: Weighting, window_count: int) -> list[np.ndarray]:
         """The tracks of the windows nearest to each query window in each heavy instrument's HNSW graph
@@ -586,35 +590,6 @@ class Index:
                                                            params=_hnsw_parameters(nearest))
             found.append(self.window_track[ids[ids >= 0]])
         return found
-
-    def _nearest_means(self, query: np.ndarray, sources: np.ndarray, weights32: np.ndarray,
-                       tracks: np.ndarray, count: int) -> np.ndarray:
-        """The ``count`` of ``tracks`` whose means of ``sources`` (weighing ``weights32``) are nearest in
-        the weighted distance."""
-        from inmsrl.search import kernels
-
-        if count >= len(tracks):
-            return tracks
-        distances = np.empty(len(tracks), np.float32)
-        kernels.track_mean_distances(*self._track_means(sources), query, sources, weights32, tracks,
-                                     distances)
-        return tracks[np.argpartition(distances, count - 1)[:count]]
-
-    def _candidate_distances(self, query: np.ndarray, w: Weighting, count: int, window_count: int
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The float32 distance of each window of the candidate tracks, track after track (the smallest
-        over the query windows, computed in place without copying the windows out), the candidate
-        tracks, and where each one's windows start in the first."""
-        from inmsrl.search import kernels
-
-        tracks = self._candidates(query, w, count, window_count)
-        firsts, counts = (part[tracks] for part in self.track_extents)
-        offsets = np.cumsum(counts) - counts
-        best = np.empty(int(counts.sum()), np.float32)
-        codes, low, step, *_ = self._window_codes(w.sources)
-        kernels.window_distances(codes, low, step, query, w.sources, w.weights32, firsts, counts, offsets,
-                                 best)
-        return best, tracks, offsets
 
 
 def graph_in_huge_pages(graph: Any) -> bool:

@@ -3,10 +3,11 @@
 An approximate query reads every track's mean vector and a few thousand scattered catalogue windows;
 in numpy that means copying the windows out (a fancy index) before a matrix product, and at a million
 windows the copying, and the many small numpy steps around it, cost more than the arithmetic. These
-kernels compute the weighted distances ``Σ_s w_s ‖q_s − x_s‖`` in place, without copies: the scan of
-the 8-bit track means and the candidates' windows from 16-bit codes (half the memory to read) in
-float32, the tracks shared out among the threads; then (for exact search too) each shortlisted track's
-best pair in float64 from the stored, memory-mapped float32 vectors. One call runs at a time: a
+kernels compute the weighted distances ``Σ_s w_s ‖q_s − x_s‖`` in place, without copies: in one call,
+the scans of the 8-bit track means, the choice of the candidates and their windows' distances from
+16-bit codes (half the memory to read), in float32, the tracks shared out among the threads; then
+(for exact search too) each shortlisted track's best pair in float64 from the stored, memory-mapped
+float32 vectors. One call runs at a time: a
 threaded server may search from several threads, and not every numba threading layer allows parallel
 kernels to be launched concurrently.
 """
@@ -80,31 +81,121 @@ def _window_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, quer
             out[offsets[t] + k] = best
 
 
-def track_mean_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, norms: np.ndarray,
-                         query: np.ndarray, sources: np.ndarray, weights: np.ndarray, tracks: np.ndarray,
-                         out: np.ndarray) -> None:
-    """``out[k]``: the smallest over query windows of the weighted distance to the means of track
-    ``tracks[k]``.
+@njit(cache=True)
+def _kth_smallest(values: np.ndarray, kth: int) -> float:
+    """The ``kth`` smallest of ``values`` (0-based): quickselect on a copy."""
+    a = values.copy()
+    left, right = 0, a.shape[0] - 1
+    while right > left:
+        x, y, z = a[left], a[(left + right) // 2], a[right]
+        pivot = max(min(x, y), min(max(x, y), z))  # median of three
+        i, j = left, right
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            right = j
+        elif kth >= i:
+            left = i
+        else:
+            break
+    return a[kth]
 
-    The means are stored in 8 bits, ``low + step * codes`` per dimension, with their squared norms
-    (the scan only chooses candidates, so the rounding of ``‖q‖² + ‖m‖² − 2q·m`` does not matter).
-    ``codes`` (sources, tracks, dim) uint8; ``low``/``step`` (sources, dim); ``norms`` (sources,
-    tracks); ``query`` (windows, sources, dim); ``sources``/``weights``: the weighted instruments and
-    their weights."""
+
+@njit(cache=True)
+def _smallest(values: np.ndarray, ids: np.ndarray, count: int) -> np.ndarray:
+    """The ``ids`` of the ``count`` smallest ``values`` (ties: the earlier ones), in their order.
+
+    Many values and few wanted (the mean scans): a threshold from every few-th value leaves a few more
+    than ``count`` to select among, in one pass; quickselect over all of them otherwise."""
+    if count >= values.shape[0]:
+        return ids
+    below = np.arange(values.shape[0])
+    if values.shape[0] > 8 * count:
+        sample = values[::max(1, values.shape[0] // 2048)]
+        rank = min(sample.shape[0] - 1, int(1.5 * count * sample.shape[0] / values.shape[0]) + 8)
+        candidates = np.flatnonzero(values <= _kth_smallest(sample, rank))
+        if candidates.shape[0] >= count:
+            below = candidates
+    kept = values[below]
+    kth = _kth_smallest(kept, count - 1)
+    chosen = np.empty(count, ids.dtype)
+    n = 0
+    for k in range(below.shape[0]):
+        if kept[k] < kth:
+            chosen[n] = ids[below[k]]
+            n += 1
+    for k in range(below.shape[0]):
+        if n == count:
+            break
+        if kept[k] == kth:
+            chosen[n] = ids[below[k]]
+            n += 1
+    return chosen
+
+
+@njit(fastmath=FAST_MATH, cache=True)
+def _nearest_means(codes: np.ndarray, low: np.ndarray, step: np.ndarray, norms: np.ndarray,
+                   query: np.ndarray, sources: np.ndarray, weights: np.ndarray, tracks: np.ndarray,
+                   count: int) -> np.ndarray:
+    if count >= tracks.shape[0]:
+        return tracks
+    distances = np.empty(tracks.shape[0], np.float32)
+    _track_mean_distances(codes, low, step, norms, query, sources, weights, tracks, distances)
+    return _smallest(distances, tracks, count)
+
+
+@njit(fastmath=FAST_MATH, cache=True)
+def _candidate_windows(mean_codes: np.ndarray, mean_low: np.ndarray, mean_step: np.ndarray,
+                       mean_norms: np.ndarray, codes: np.ndarray, low: np.ndarray, step: np.ndarray,
+                       all_firsts: np.ndarray, all_counts: np.ndarray, query: np.ndarray, primary: np.ndarray,
+                       primary_weights: np.ndarray, sources: np.ndarray, weights: np.ndarray,
+                       tracks: np.ndarray, primary_count: int, count: int, graph_tracks: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if primary.shape[0] < sources.shape[0]:
+        tracks = _nearest_means(mean_codes, mean_low, mean_step, mean_norms, query, primary, primary_weights,
+                                tracks, primary_count)
+    tracks = _nearest_means(mean_codes, mean_low, mean_step, mean_norms, query, sources, weights, tracks,
+                            count)
+    tracks = np.unique(np.concatenate((tracks, graph_tracks)))
+    firsts, counts = all_firsts[tracks], all_counts[tracks]
+    offsets = np.cumsum(counts) - counts
+    best = np.empty(counts.sum(), np.float32)
+    _window_distances(codes, low, step, query, sources, weights, firsts, counts, offsets, best)
+    return best, tracks, offsets
+
+
+def candidate_windows(means: tuple[np.ndarray, ...], window_codes: tuple[np.ndarray, ...],
+                      extents: tuple[np.ndarray, np.ndarray], query: np.ndarray, primary: np.ndarray,
+                      primary_weights: np.ndarray, sources: np.ndarray, weights: np.ndarray,
+                      tracks: np.ndarray, primary_count: int, count: int, graph_tracks: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An approximate query's candidate tracks and the float32 distance of each of their windows.
+
+    Candidates: the ``count`` of ``tracks`` whose means are nearest to a query window in the weighted
+    distance (first narrowed to ``primary_count`` by the ``primary`` instruments alone, when they are
+    not all of ``sources``), and ``graph_tracks``. ``means``: the tracks' 8-bit means (codes
+    ``(sources, tracks, dim)`` uint8, offset and step ``(sources, dim)``, the squared norms they
+    stand for ``(sources, tracks)``; the scan only chooses candidates, so the rounding of
+    ``‖q‖² + ‖m‖² − 2q·m`` does not matter). ``window_codes``: every window in 16 bits (codes
+    ``(sources, windows, dim)`` uint16, offset and step ``(sources, dim)``), from which the windows'
+    distances are computed as differences ``q − x`` (no cancellation; half the memory of float32 to
+    read). ``extents``: each track's first window and window count (a track's windows are one range).
+    ``query`` (windows, sources, dim); ``sources``/``weights``: the weighted instruments.
+
+    Returns ``(best, tracks, offsets)``: the candidate tracks ascending; for window ``k`` of the
+    ``t``-th, ``best[offsets[t] + k]`` is the smallest over query windows of its weighted distance.
+    One compiled call, so that the selections and the bookkeeping between the scans cost no numpy
+    steps."""
     with _ONE_AT_A_TIME:
-        _track_mean_distances(codes, low, step, norms, query, sources, weights, tracks, out)
-
-
-def window_distances(codes: np.ndarray, low: np.ndarray, step: np.ndarray, query: np.ndarray,
-                     sources: np.ndarray, weights: np.ndarray, firsts: np.ndarray, counts: np.ndarray,
-                     offsets: np.ndarray, out: np.ndarray) -> None:
-    """``out[offsets[t] + k]``: the smallest over query windows of the weighted distance to window
-    ``firsts[t] + k`` (``k < counts[t]``), whose vectors are stored in 16 bits, ``low + step * codes``
-    per dimension: ``codes`` (sources, windows, dim) uint16, ``low``/``step`` (sources, dim). Computed
-    from the differences ``q − x`` (no cancellation: the rounding is a small fraction of the distance);
-    16-bit codes halve the memory it reads."""
-    with _ONE_AT_A_TIME:
-        _window_distances(codes, low, step, query, sources, weights, firsts, counts, offsets, out)
+        return _candidate_windows(*means, *window_codes, *extents, query, primary, primary_weights, sources,
+                                  weights, tracks, primary_count, count, graph_tracks)
 
 
 @njit(fastmath=FAST_MATH, cache=True)
