@@ -211,6 +211,21 @@ def test_vectors_of_another_model_or_windowing_are_refused():
         index.remove(["nope"])
 
 
+@pytest.mark.parametrize("approximate", [False, True])
+def test_vectors_that_are_not_finite_are_refused_by_name_and_change_nothing(approximate):
+    # A NaN (from a broken file or model) would make every distance NaN and the ranking meaningless.
+    tracks = catalogue(30, dim=16)
+    index = Index.build(tracks)
+    broken = catalogue(1, dim=16, seed=7)[0]
+    broken.vectors[0, 2, 5] = np.nan
+    with pytest.raises(SearchIndexError, match=r"track 't0000' \(/music/t0000.wav\): .*not all finite"):
+        index.add([broken])
+    assert len(index) == 30 and index.track("t0000").path == tracks[0].path
+    with pytest.raises(SearchIndexError, match="query's vectors are not all finite"):
+        index.search(broken, "piano=1", approximate=approximate)
+    assert index.search(tracks[3], "piano=1", approximate=approximate)[0].track_id == "t0003"
+
+
 @pytest.mark.parametrize(("text", "message"), [("vocals=1", "unknown instrument 'vocals'"),
                                                ("piano", "NAME=VALUE"), ("piano=x", "not a number"),
                                                ("piano=-1", "≥ 0"), ("piano=0", "every weight is 0")])

@@ -212,6 +212,9 @@ class Index:
             raise SearchIndexError(f"{where}: embeds {', '.join(track.sources)} in {track.vectors.shape[-1]} "
                                    f"dimensions; the index holds {', '.join(self.sources)} in "
                                    f"{self.vectors.shape[-1]}")
+        if not np.isfinite(track.vectors).all():
+            raise SearchIndexError(f"{where}: its vectors are not all finite numbers (NaN or infinity): "
+                                   f"embed it again")
         for key in COMPATIBLE_KEYS:
             if key in self.model and track.meta.get(key) != self.model[key]:
                 raise SearchIndexError(f"{where}: its {key} is {track.meta.get(key)!r}, the index's is "
@@ -421,9 +424,9 @@ class Index:
         """The ``k`` tracks nearest to ``query`` (embeddings, or the id of an indexed track).
 
         Distances are computed in float32 for every window (approximate: for the windows of the
-        candidate tracks, see ``_candidate_distances``), then again in float64 for the windows that can be the
-        best of a top-``k`` track given a bound on float32 rounding (``_rounding_slack``), so that the
-        ranking, the reported distances and the window pairs are exact (in float32,
+        candidate tracks, see ``_candidate_distances``), then again in float64 for the windows that can
+        be the best of a top-``k`` track given a bound on float32 rounding (``_rounding_slack``), so
+        that the ranking, the reported distances and the window pairs are exact (in float32,
         ``‖q‖² + ‖x‖² − 2q·x`` can lose small distances entirely)."""
         if k < 1:
             raise SearchIndexError(f"k must be at least 1, got {k}")
@@ -444,6 +447,8 @@ class Index:
 
         w = weighting(weights, self.sources)
         vectors = np.ascontiguousarray(query.vectors, dtype=np.float32)
+        if not np.isfinite(vectors).all():
+            raise SearchIndexError("the query's vectors are not all finite numbers (NaN or infinity)")
         excluded = [self._by_id[t] for t in exclude if t in self._by_id]
         if not self.num_windows:
             return []

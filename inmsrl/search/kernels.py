@@ -7,9 +7,8 @@ kernels compute the weighted distances ``Σ_s w_s ‖q_s − x_s‖`` in place, 
 the scans of the 8-bit track means, the choice of the candidates and their windows' distances from
 16-bit codes (half the memory to read), in float32, the tracks shared out among the threads; then
 (for exact search too) each shortlisted track's best pair in float64 from the stored, memory-mapped
-float32 vectors. One call runs at a time: a
-threaded server may search from several threads, and not every numba threading layer allows parallel
-kernels to be launched concurrently.
+float32 vectors. One call runs at a time: a threaded server may search from several threads, and not
+every numba threading layer allows parallel kernels to be launched concurrently.
 """
 
 from __future__ import annotations
@@ -110,7 +109,7 @@ def _kth_smallest(values: np.ndarray, kth: int) -> float:
 
 @njit(cache=True)
 def _smallest(values: np.ndarray, ids: np.ndarray, count: int) -> np.ndarray:
-    """The ``ids`` of the ``count`` smallest ``values`` (ties: the earlier ones), in their order.
+    """The ``ids`` of the ``count`` smallest ``values`` (ties: the earlier ones), in no set order.
 
     Many values and few wanted (the mean scans): a threshold from every few-th value leaves a few more
     than ``count`` to select among, in one pass; quickselect over all of them otherwise."""
@@ -137,6 +136,12 @@ def _smallest(values: np.ndarray, ids: np.ndarray, count: int) -> np.ndarray:
         if kept[k] == kth:
             chosen[n] = ids[below[k]]
             n += 1
+    for k in range(below.shape[0]):  # only with NaNs, which compare false: every id must be a valid one
+        if n == count:
+            break
+        if not kept[k] <= kth:
+            chosen[n] = ids[below[k]]
+            n += 1
     return chosen
 
 
@@ -144,6 +149,7 @@ def _smallest(values: np.ndarray, ids: np.ndarray, count: int) -> np.ndarray:
 def _nearest_means(codes: np.ndarray, low: np.ndarray, step: np.ndarray, norms: np.ndarray,
                    query: np.ndarray, sources: np.ndarray, weights: np.ndarray, tracks: np.ndarray,
                    count: int) -> np.ndarray:
+    """The ``count`` of ``tracks`` whose means are nearest to a query window in the weighted distance."""
     if count >= tracks.shape[0]:
         return tracks
     distances = np.empty(tracks.shape[0], np.float32)
