@@ -13,11 +13,10 @@
    per second with recall@10 against exact: in the first pass after the index is ready; "steady", the
    median of ``--passes`` passes of fresh queries run back to back, the throughput of a busy service
    (whose index the CPU caches partly hold); and "cold", as many passes, each after the caches are
-   evicted. Also
-   the HNSW walk alone from evicted caches, the index's graph (in huge pages) against a copy of it in
-   the 4 KiB pages faiss allocates. The approximate passes run before the exact ones: numpy's OpenBLAS
-   threads busy-wait for a while after exact search's matrix products, and a pass started then shares
-   a core with them (its two-thread kernels take up to twice as long).
+   evicted. Also the HNSW walk alone from evicted caches, the index's graph (in huge pages) against a
+   copy of it in the 4 KiB pages faiss allocates. The approximate passes run before the exact ones:
+   numpy's OpenBLAS threads busy-wait for a while after exact search's matrix products, and a pass
+   started then shares a core with them (its two-thread kernels take up to twice as long).
 3. **What the window graphs buy**: on a catalogue of ``--passages`` windows where one track in ten has
    one window unlike the rest of it (a passage its mean does not show), how often a query near such a
    passage finds its track in the top 10: exact, approximate with the window graphs, means alone.
@@ -154,8 +153,7 @@ def evict_caches(megabytes: int) -> None:
 def search_speed(windows: int, queries: int, candidates: int, window_candidates: int, approximate: bool,
                  profile: int = 0, passes: int = 0, evict_mb: int = 1024) -> list[dict[str, float]]:
     """A row per weighting: exact q/s; approximate q/s (first pass, steady, cold) and recall@10 against
-    exact.
-    Every approximate pass runs before the exact ones (see the module's docstring)."""
+    exact. Every approximate pass runs before the exact ones (see the module's docstring)."""
     build = time.perf_counter()
     index, _ = catalogue(windows)
     build = time.perf_counter() - build
