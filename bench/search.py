@@ -16,7 +16,7 @@
    evicted. Also the HNSW walk alone from evicted caches, the index's graph (in huge pages) against a
    copy of it in the 4 KiB pages faiss allocates. The approximate passes run before the exact ones:
    numpy's OpenBLAS threads busy-wait for a while after exact search's matrix products, and a pass
-   started then shares a core with them (its two-thread kernels take up to twice as long).
+   started then shares a core with them (its two-thread kernels slow down).
 3. **What the window graphs buy**: on a catalogue of ``--passages`` windows where one track in ten has
    one window unlike the rest of it (a passage its mean does not show), how often a query near such a
    passage finds its track in the top 10: exact, approximate with the window graphs, means alone.
@@ -150,8 +150,8 @@ def evict_caches(megabytes: int) -> None:
     np.ones(megabytes * 2**18, np.float32).sum()
 
 
-def search_speed(windows: int, queries: int, candidates: int, window_candidates: int, approximate: bool,
-                 profile: int = 0, passes: int = 0, evict_mb: int = 1024) -> list[dict[str, float]]:
+def search_speed(windows: int, queries: int, candidates: int, window_candidates: int, profile: int = 0,
+                 passes: int = 0, evict_mb: int = 1024) -> list[dict[str, float]]:
     """A row per weighting: exact q/s; approximate q/s (first pass, steady, cold) and recall@10 against
     exact. Every approximate pass runs before the exact ones (see the module's docstring)."""
     build = time.perf_counter()
@@ -160,24 +160,18 @@ def search_speed(windows: int, queries: int, candidates: int, window_candidates:
     rng = np.random.default_rng(1)
     probes = probe_set(index, rng, queries)
     rows = [{"windows": windows, "weights": weights, "build_s": build} for weights in WEIGHTINGS]
-    found = {}
-    if approximate:
-        options = {"k": 10, "approximate": True, "candidates": candidates,
-                   "window_candidates": window_candidates}
-        for row in rows:
-            found[row["weights"]] = approximate_speed(index, probes, rng, row, options, passes, evict_mb,
-                                                      profile)
+    options = {"k": 10, "approximate": True, "candidates": candidates, "window_candidates": window_candidates}
+    found = {row["weights"]: approximate_speed(index, probes, rng, row, options, passes, evict_mb, profile)
+             for row in rows}
     for row in rows:
         weights = row["weights"]
         index.search(probes[0], weights, k=10)  # compiles the kernels (once, then cached on disk)
         start = time.perf_counter()
         exact = [[h.track_id for h in index.search(q, weights, k=10)] for q in probes]
         row["exact_qps"] = queries / (time.perf_counter() - start)
-        if approximate:
-            row["recall@10"] = float(np.mean([len(set(a) & set(e)) / 10
-                                              for a, e in zip(found[weights], exact, strict=True)]))
-    if approximate:
-        rows[-1]["graph_walk_us"] = graph_walk_speed(index, probes, evict_mb)
+        row["recall@10"] = float(np.mean([len(set(a) & set(e)) / 10
+                                          for a, e in zip(found[weights], exact, strict=True)]))
+    rows[-1]["graph_walk_us"] = graph_walk_speed(index, probes, evict_mb)
     return rows
 
 
@@ -290,8 +284,7 @@ def main() -> None:
           f"{'recall@10':>10} {'first query s':>14}")
     for size in args.sizes:
         for row in search_speed(size, args.queries, args.candidates, args.window_candidates,
-                                approximate=True, profile=args.profile, passes=args.passes,
-                                evict_mb=args.evict_mb):
+                                profile=args.profile, passes=args.passes, evict_mb=args.evict_mb):
             print(f"{row['windows']:>9} {row['weights']:<20} {row['exact_qps']:>10.1f} "
                   f"{row['approx_qps']:>11.1f} {row['steady_qps']:>8.1f} {row['cold_qps']:>8.1f} "
                   f"{row['recall@10']:>10.3f} {row['first_query_s']:>14.1f}", flush=True)

@@ -220,7 +220,8 @@ def test_vectors_that_are_not_finite_are_refused_by_name_and_change_nothing(appr
     broken.vectors[0, 2, 5] = np.nan
     with pytest.raises(SearchIndexError, match=r"track 't0000' \(/music/t0000.wav\): .*not all finite"):
         index.add([broken])
-    assert len(index) == 30 and index.track("t0000").path == tracks[0].path
+    assert len(index) == 30
+    np.testing.assert_array_equal(index.track_vectors("t0000").vectors, tracks[0].vectors.astype(np.float32))
     with pytest.raises(SearchIndexError, match="query's vectors are not all finite"):
         index.search(broken, "piano=1", approximate=approximate)
     assert index.search(tracks[3], "piano=1", approximate=approximate)[0].track_id == "t0003"

@@ -577,24 +577,24 @@ class Index:
 
         if self._all_tracks is None:
             self._all_tracks = np.arange(len(self.tracks))
-        graph_tracks = self._window_neighbours(query, w, window_count)
         return kernels.candidate_windows(
             self._track_means(w.sources), self._window_codes(w.sources)[:3], self.track_extents, query,
             w.primary, w.primary_weights32, w.sources, w.weights32, self._all_tracks, PRIMARY_FACTOR * count,
-            count, np.concatenate(graph_tracks) if graph_tracks else self._all_tracks[:0])
+            count, self._window_neighbours(query, w, window_count))
 
-    def _window_neighbours(self, query: np.ndarray, w: Weighting, window_count: int) -> list[np.ndarray]:
-        """The tracks of the windows nearest to each query window in each heavy instrument's HNSW graph
-        (``window_count`` for the heaviest, proportionally fewer for lighter ones)."""
+    def _window_neighbours(self, query: np.ndarray, w: Weighting, window_count: int) -> np.ndarray:
+        """The tracks (with repeats) of the windows nearest to each query window in each heavy
+        instrument's HNSW graph (``window_count`` for the heaviest, proportionally fewer for lighter
+        ones)."""
+        if window_count <= 0:  # means only
+            return np.empty(0, np.int64)
         found = []
-        if window_count <= 0:
-            return found
         for s, share in zip(w.primary, w.shares, strict=True):
             nearest = min(max(1, round(window_count * share)), self.num_windows)
             _, ids = self._hnsw_of(self.sources[s]).search(np.ascontiguousarray(query[:, s]), nearest,
                                                            params=_hnsw_parameters(nearest))
             found.append(self.window_track[ids[ids >= 0]])
-        return found
+        return np.concatenate(found)
 
 
 def graph_in_huge_pages(graph: Any) -> bool:
